@@ -1,0 +1,48 @@
+# snwgw build and test entry points. `make test` is what CI runs.
+
+GO       ?= go
+FUZZTIME ?= 10s
+BENCHTIME ?= 1s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+# The Raspberry Pi family: armv6 (Pi Zero/1), armv7 (Pi 2/3 on 32-bit OS), arm64.
+DIST_TARGETS := linux/amd64 linux/arm64 linux/arm/6 linux/arm/7
+
+.PHONY: all build test fmt-check vet fuzz bench dist clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/snwgw ./cmd/snwgw
+
+test: fmt-check vet
+	$(GO) test -race -count=1 ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*' -not -path './dist/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Runs every fuzz target of every package for FUZZTIME each.
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# Static binaries (no cgo) for the machines the gateway lives on.
+dist:
+	@mkdir -p dist
+	@set -e; for t in $(DIST_TARGETS); do \
+		os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=""; name=snwgw-$$os-$$arch; \
+		if [ "$$arch" = arm ]; then arm=$${rest#*/}; name=$$name"v"$$arm; fi; \
+		echo "dist/$$name"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm \
+			$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/$$name ./cmd/snwgw; \
+	done
+
+clean:
+	rm -rf bin dist

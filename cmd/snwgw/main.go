@@ -1,0 +1,61 @@
+// Command snwgw is the MQTT-SN gateway, its built-in MQTT broker and its
+// sensor-fleet tools in one binary.
+//
+// main only wires the process to run, so that every subcommand can be
+// exercised in tests with its own arguments and output streams.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprintf(os.Stderr, "snwgw: %v\n\n%s", err, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "snwgw: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: snwgw <command> [arguments]
+
+commands:
+  version   print the version, the Go version and the build's VCS revision
+  help      print this text
+`
+
+// usageError marks a mistake in the command line, which main answers with
+// the usage text and exit status 2, as Go's own tools do.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// run executes one subcommand. It never exits the process, so tests can call
+// it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"no command given"}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "version", "-version", "--version":
+		return runVersion(rest, stdout)
+	case "help", "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	default:
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
