@@ -1,0 +1,161 @@
+package packet
+
+import "strconv"
+
+// ReasonCode is an MQTT 5 reason code (5.0 §2.4). It is also an error, so a
+// rejection can travel as one and be matched with errors.Is or recovered
+// with errors.As (see ReasonFor). MQTT 3.1.1 CONNACK and SUBACK return codes
+// are mapped onto it when reading and back when writing for V311.
+type ReasonCode byte
+
+// Reason codes of MQTT 5.0 §2.4, Table 2-6. Codes below 0x80 report success.
+const (
+	Success                             ReasonCode = 0x00 // also Normal disconnection, Granted QoS 0
+	GrantedQoS1                         ReasonCode = 0x01
+	GrantedQoS2                         ReasonCode = 0x02
+	DisconnectWithWill                  ReasonCode = 0x04
+	NoMatchingSubscribers               ReasonCode = 0x10
+	NoSubscriptionExisted               ReasonCode = 0x11
+	ContinueAuthentication              ReasonCode = 0x18
+	ReAuthenticate                      ReasonCode = 0x19
+	UnspecifiedError                    ReasonCode = 0x80
+	MalformedPacket                     ReasonCode = 0x81
+	ProtocolError                       ReasonCode = 0x82
+	ImplementationSpecificError         ReasonCode = 0x83
+	UnsupportedProtocolVersion          ReasonCode = 0x84
+	ClientIdentifierNotValid            ReasonCode = 0x85
+	BadUserNameOrPassword               ReasonCode = 0x86
+	NotAuthorized                       ReasonCode = 0x87
+	ServerUnavailable                   ReasonCode = 0x88
+	ServerBusy                          ReasonCode = 0x89
+	Banned                              ReasonCode = 0x8A
+	ServerShuttingDown                  ReasonCode = 0x8B
+	BadAuthenticationMethod             ReasonCode = 0x8C
+	KeepAliveTimeout                    ReasonCode = 0x8D
+	SessionTakenOver                    ReasonCode = 0x8E
+	TopicFilterInvalid                  ReasonCode = 0x8F
+	TopicNameInvalid                    ReasonCode = 0x90
+	PacketIdentifierInUse               ReasonCode = 0x91
+	PacketIdentifierNotFound            ReasonCode = 0x92
+	ReceiveMaximumExceeded              ReasonCode = 0x93
+	TopicAliasInvalid                   ReasonCode = 0x94
+	PacketTooLarge                      ReasonCode = 0x95
+	MessageRateTooHigh                  ReasonCode = 0x96
+	QuotaExceeded                       ReasonCode = 0x97
+	AdministrativeAction                ReasonCode = 0x98
+	PayloadFormatInvalid                ReasonCode = 0x99
+	RetainNotSupported                  ReasonCode = 0x9A
+	QoSNotSupported                     ReasonCode = 0x9B
+	UseAnotherServer                    ReasonCode = 0x9C
+	ServerMoved                         ReasonCode = 0x9D
+	SharedSubscriptionsNotSupported     ReasonCode = 0x9E
+	ConnectionRateExceeded              ReasonCode = 0x9F
+	MaximumConnectTime                  ReasonCode = 0xA0
+	SubscriptionIdentifiersNotSupported ReasonCode = 0xA1
+	WildcardSubscriptionsNotSupported   ReasonCode = 0xA2
+)
+
+var reasonNames = map[ReasonCode]string{
+	Success: "success", GrantedQoS1: "granted QoS 1", GrantedQoS2: "granted QoS 2",
+	DisconnectWithWill: "disconnect with will message", NoMatchingSubscribers: "no matching subscribers",
+	NoSubscriptionExisted: "no subscription existed", ContinueAuthentication: "continue authentication",
+	ReAuthenticate: "re-authenticate", UnspecifiedError: "unspecified error", MalformedPacket: "malformed packet",
+	ProtocolError: "protocol error", ImplementationSpecificError: "implementation specific error",
+	UnsupportedProtocolVersion: "unsupported protocol version", ClientIdentifierNotValid: "client identifier not valid",
+	BadUserNameOrPassword: "bad user name or password", NotAuthorized: "not authorized",
+	ServerUnavailable: "server unavailable", ServerBusy: "server busy", Banned: "banned",
+	ServerShuttingDown: "server shutting down", BadAuthenticationMethod: "bad authentication method",
+	KeepAliveTimeout: "keep alive timeout", SessionTakenOver: "session taken over",
+	TopicFilterInvalid: "topic filter invalid", TopicNameInvalid: "topic name invalid",
+	PacketIdentifierInUse: "packet identifier in use", PacketIdentifierNotFound: "packet identifier not found",
+	ReceiveMaximumExceeded: "receive maximum exceeded", TopicAliasInvalid: "topic alias invalid",
+	PacketTooLarge: "packet too large", MessageRateTooHigh: "message rate too high", QuotaExceeded: "quota exceeded",
+	AdministrativeAction: "administrative action", PayloadFormatInvalid: "payload format invalid",
+	RetainNotSupported: "retain not supported", QoSNotSupported: "QoS not supported",
+	UseAnotherServer: "use another server", ServerMoved: "server moved",
+	SharedSubscriptionsNotSupported: "shared subscriptions not supported",
+	ConnectionRateExceeded:          "connection rate exceeded", MaximumConnectTime: "maximum connect time",
+	SubscriptionIdentifiersNotSupported: "subscription identifiers not supported",
+	WildcardSubscriptionsNotSupported:   "wildcard subscriptions not supported",
+}
+
+// String returns the specification's name of the code in lower case, or
+// "reason code 0xNN" for a code MQTT 5 does not define.
+func (c ReasonCode) String() string {
+	if s, ok := reasonNames[c]; ok {
+		return s
+	}
+	return "reason code 0x" + strconv.FormatUint(uint64(c), 16)
+}
+
+// Error returns the code as an error message, so a ReasonCode can be returned
+// as an error.
+func (c ReasonCode) Error() string { return "mqtt: " + c.String() }
+
+// IsError reports whether the code reports a failure (0x80 and above).
+func (c ReasonCode) IsError() bool { return c >= 0x80 }
+
+// reasonSet is a set of reason codes, one bit per code.
+type reasonSet [4]uint64
+
+func newReasonSet(codes ...ReasonCode) reasonSet {
+	var s reasonSet
+	for _, c := range codes {
+		s[c>>6] |= 1 << (c & 63)
+	}
+	return s
+}
+
+func (s *reasonSet) has(c ReasonCode) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+
+// The codes each packet may carry (5.0 §3.2.2.2, §3.4.2.1, §3.5.2.1,
+// §3.6.2.1, §3.7.2.1, §3.9.3, §3.11.3, §3.14.2.1, §3.15.2.1).
+var (
+	connackReasons = newReasonSet(Success, UnspecifiedError, MalformedPacket, ProtocolError,
+		ImplementationSpecificError, UnsupportedProtocolVersion, ClientIdentifierNotValid,
+		BadUserNameOrPassword, NotAuthorized, ServerUnavailable, ServerBusy, Banned,
+		BadAuthenticationMethod, TopicNameInvalid, PacketTooLarge, QuotaExceeded, PayloadFormatInvalid,
+		RetainNotSupported, QoSNotSupported, UseAnotherServer, ServerMoved, ConnectionRateExceeded)
+	pubackReasons = newReasonSet(Success, NoMatchingSubscribers, UnspecifiedError,
+		ImplementationSpecificError, NotAuthorized, TopicNameInvalid, PacketIdentifierInUse,
+		QuotaExceeded, PayloadFormatInvalid) // PUBACK and PUBREC
+	pubrelReasons   = newReasonSet(Success, PacketIdentifierNotFound) // PUBREL and PUBCOMP
+	subackReasons   = newReasonSet(Success, GrantedQoS1, GrantedQoS2, UnspecifiedError, ImplementationSpecificError, NotAuthorized, TopicFilterInvalid, PacketIdentifierInUse, QuotaExceeded, SharedSubscriptionsNotSupported, SubscriptionIdentifiersNotSupported, WildcardSubscriptionsNotSupported)
+	unsubackReasons = newReasonSet(Success, NoSubscriptionExisted, UnspecifiedError,
+		ImplementationSpecificError, NotAuthorized, TopicFilterInvalid, PacketIdentifierInUse)
+	disconnectReasons = newReasonSet(Success, DisconnectWithWill, UnspecifiedError, MalformedPacket,
+		ProtocolError, ImplementationSpecificError, NotAuthorized, ServerBusy, ServerShuttingDown,
+		KeepAliveTimeout, SessionTakenOver, TopicFilterInvalid, TopicNameInvalid, ReceiveMaximumExceeded,
+		TopicAliasInvalid, PacketTooLarge, MessageRateTooHigh, QuotaExceeded, AdministrativeAction,
+		PayloadFormatInvalid, RetainNotSupported, QoSNotSupported, UseAnotherServer, ServerMoved,
+		SharedSubscriptionsNotSupported, ConnectionRateExceeded, MaximumConnectTime,
+		SubscriptionIdentifiersNotSupported, WildcardSubscriptionsNotSupported)
+	authReasons = newReasonSet(Success, ContinueAuthentication, ReAuthenticate)
+)
+
+// connackReturnCode maps a reason code onto a 3.1.1 CONNACK return code
+// (3.1.1 §3.2.2.3). Codes with an obvious 3.1.1 meaning map onto it (server
+// busy is "server unavailable", banned is "not authorized"); the rest cannot
+// be said in 3.1.1.
+func connackReturnCode(c ReasonCode) (byte, bool) {
+	switch c {
+	case Success:
+		return 0, true
+	case UnsupportedProtocolVersion:
+		return 1, true
+	case ClientIdentifierNotValid:
+		return 2, true
+	case ServerUnavailable, ServerBusy:
+		return 3, true
+	case BadUserNameOrPassword:
+		return 4, true
+	case NotAuthorized, Banned:
+		return 5, true
+	}
+	return 0, false
+}
+
+// connackReasonCodes maps 3.1.1 CONNACK return codes 0–5 onto reason codes;
+// 6–255 are reserved (3.1.1 §3.2.2.3).
+var connackReasonCodes = [...]ReasonCode{Success, UnsupportedProtocolVersion, ClientIdentifierNotValid,
+	ServerUnavailable, BadUserNameOrPassword, NotAuthorized}
