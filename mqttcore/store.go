@@ -1,0 +1,185 @@
+package mqttcore
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Store keeps the state that outlives a connection: persistent sessions with
+// their subscriptions, the messages queued for them, and retained messages.
+//
+// The engine keeps its working set in memory and writes every change of that
+// state through to the Store as it happens; Broker.Start loads it back. A
+// durable implementation therefore only has to record and replay — it never
+// sits on the delivery path's reads. Sessions with a session expiry of 0 end
+// with their connection and are never stored.
+//
+// What is not stored: wills (they belong to a connection), the PUBREL
+// state of outbound QoS 2 messages (a message leaves the store at PUBREC),
+// packet identifiers (restored messages are delivered afresh, not as DUP),
+// and the time a session has already spent waiting (its expiry interval
+// starts again at Start).
+//
+// Methods may be called concurrently, with engine locks held: they must not
+// block for long and must not call back into the Broker. An error is logged
+// and counted (Stats.StoreErrors); the in-memory state stays authoritative
+// until the next restart.
+type Store interface {
+	// SaveSession creates or replaces the record of a persistent session.
+	SaveSession(rec SessionRecord) error
+	// DeleteSession removes a session and every message queued for it.
+	DeleteSession(clientID string) error
+	// SaveQueued records a QoS 1 or 2 message queued for a session, keyed by
+	// its sequence number within the session.
+	SaveQueued(clientID string, m QueuedMessage) error
+	// DeleteQueued forgets a queued message once it is acknowledged,
+	// expired or dropped.
+	DeleteQueued(clientID string, seq uint64) error
+	// SaveRetained creates or replaces the retained message of m.Topic.
+	SaveRetained(m StoredMessage) error
+	// DeleteRetained removes the retained message of topic.
+	DeleteRetained(topic string) error
+	// Load replays the stored state: every session with its queued messages
+	// in sequence order, then every retained message.
+	Load(session func(SessionRecord, []QueuedMessage) error, retained func(StoredMessage) error) error
+}
+
+// SessionRecord is the stored form of a persistent session.
+type SessionRecord struct {
+	ClientID      string
+	Username      string
+	Expiry        uint32 // session expiry interval in seconds
+	Subscriptions []Subscription
+}
+
+// StoredMessage is a message at rest: Message.Properties.MessageExpiry is
+// nil and Expires holds the absolute end of its lifetime (zero: none).
+type StoredMessage struct {
+	Message
+	Expires time.Time
+}
+
+// QueuedMessage is a message waiting for (or in flight to) one session.
+type QueuedMessage struct {
+	Seq             uint64
+	Message         StoredMessage
+	QoS             byte // the granted QoS of this delivery
+	Retain          bool // the RETAIN flag as it is to be delivered
+	SubscriptionIDs []uint32
+}
+
+// MemoryStore is a Store held in memory. It survives a Broker restart
+// within one process (New, Close, New again with the same store) but not
+// the process; it is the default.
+type MemoryStore struct {
+	mu       sync.Mutex
+	sessions map[string]*memSession
+	retained map[string]StoredMessage
+}
+
+type memSession struct {
+	rec    SessionRecord
+	queued map[uint64]QueuedMessage
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{sessions: make(map[string]*memSession), retained: make(map[string]StoredMessage)}
+}
+
+// SaveSession implements Store.
+func (m *MemoryStore) SaveSession(rec SessionRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec.Subscriptions = slices.Clone(rec.Subscriptions)
+	if s := m.sessions[rec.ClientID]; s != nil {
+		s.rec = rec
+		return nil
+	}
+	m.sessions[rec.ClientID] = &memSession{rec: rec}
+	return nil
+}
+
+// DeleteSession implements Store.
+func (m *MemoryStore) DeleteSession(clientID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, clientID)
+	return nil
+}
+
+// SaveQueued implements Store. A message for an unknown session is ignored:
+// the session has ended.
+func (m *MemoryStore) SaveQueued(clientID string, q QueuedMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[clientID]
+	if s == nil {
+		return nil
+	}
+	if s.queued == nil {
+		s.queued = make(map[uint64]QueuedMessage)
+	}
+	s.queued[q.Seq] = q
+	return nil
+}
+
+// DeleteQueued implements Store.
+func (m *MemoryStore) DeleteQueued(clientID string, seq uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.sessions[clientID]; s != nil {
+		delete(s.queued, seq)
+	}
+	return nil
+}
+
+// SaveRetained implements Store.
+func (m *MemoryStore) SaveRetained(msg StoredMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.retained[msg.Topic] = msg
+	return nil
+}
+
+// DeleteRetained implements Store.
+func (m *MemoryStore) DeleteRetained(topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.retained, topic)
+	return nil
+}
+
+// Load implements Store. It replays a snapshot taken under the lock, so the
+// callbacks may call back into the store.
+func (m *MemoryStore) Load(session func(SessionRecord, []QueuedMessage) error, retained func(StoredMessage) error) error {
+	type snap struct {
+		rec    SessionRecord
+		queued []QueuedMessage
+	}
+	m.mu.Lock()
+	sessions := make([]snap, 0, len(m.sessions))
+	for _, id := range slices.Sorted(maps.Keys(m.sessions)) {
+		s := m.sessions[id]
+		q := slices.SortedFunc(maps.Values(s.queued), func(a, b QueuedMessage) int { return cmp.Compare(a.Seq, b.Seq) })
+		rec := s.rec
+		rec.Subscriptions = slices.Clone(rec.Subscriptions)
+		sessions = append(sessions, snap{rec, q})
+	}
+	ret := slices.Collect(maps.Values(m.retained))
+	m.mu.Unlock()
+	for _, s := range sessions {
+		if err := session(s.rec, s.queued); err != nil {
+			return err
+		}
+	}
+	for _, r := range ret {
+		if err := retained(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
