@@ -18,6 +18,8 @@ build:
 
 test: fmt-check vet
 	$(GO) test -race -count=1 ./...
+	@# Memory budgets are measured without the race detector, which inflates them.
+	$(GO) test -count=1 -run 'TestMemoryPer' ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*' -not -path './dist/*')); \

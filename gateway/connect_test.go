@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/mqttsn"
+)
+
+func TestConnectRegisterPublishQoS0to2(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		obs := h.observe("sensors/#", 2)
+		c := h.client("node-1")
+
+		// client --CONNECT--> GW, GW --CONNACK--> client
+		c.connect("node-1", 60, true)
+		// client --REGISTER--> GW, GW --REGACK--> client
+		id := c.register("sensors/temp", 1)
+
+		// QoS 0: no answer.
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS0, TopicID: id, Data: []byte("20.5")})
+		d := obs.next()
+		assert.Equal(t, "sensors/temp", d.Topic)
+		assert.Equal(t, []byte("20.5"), d.Payload)
+		assert.Equal(t, byte(0), d.QoS)
+
+		// QoS 1: PUBACK.
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS1, TopicID: id, MsgID: 2, Data: []byte("21")})
+		c.expect(&mqttsn.PubAck{TopicID: id, MsgID: 2, ReturnCode: mqttsn.Accepted})
+		d = obs.next()
+		assert.Equal(t, byte(1), d.QoS)
+		assert.Equal(t, []byte("21"), d.Payload)
+
+		// QoS 2: PUBREC, PUBREL, PUBCOMP; the duplicate is not published twice.
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS2, TopicID: id, MsgID: 3, Data: []byte("22")})
+		c.expect(&mqttsn.PubRec{MsgID: 3})
+		c.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS2, TopicID: id, MsgID: 3, Data: []byte("22")})
+		c.expect(&mqttsn.PubRec{MsgID: 3})
+		c.send(&mqttsn.PubRel{MsgID: 3})
+		c.expect(&mqttsn.PubComp{MsgID: 3})
+		d = obs.next()
+		assert.Equal(t, byte(2), d.QoS)
+		assert.Equal(t, []byte("22"), d.Payload)
+		obs.none()
+		c.quiet()
+	})
+}
+
+func TestUnknownTopicIDGetsInvalidTopicPubAck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		c := h.client("node-1")
+		c.connect("node-1", 60, true)
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS1, TopicID: 77, MsgID: 5, Data: []byte("x")})
+		c.expect(&mqttsn.PubAck{TopicID: 77, MsgID: 5, ReturnCode: mqttsn.RejectedInvalidTopicID})
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS0, TopicID: 77, Data: []byte("x")})
+		c.expect(&mqttsn.PubAck{TopicID: 77, ReturnCode: mqttsn.RejectedInvalidTopicID})
+		assert.Equal(t, uint64(2), h.gw.Stats().UnknownTopic)
+	})
+}
+
+func TestSubscribeAndReceiveAllQoS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		pub := h.publisher("app")
+		c := h.client("node-1")
+		c.connect("node-1", 60, true)
+
+		// client --SUBSCRIBE(name)--> GW, GW --SUBACK(id)--> client
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS2, MsgID: 1, TopicName: "cmd/led"})
+		ack := c.next().(*mqttsn.SubAck)
+		require.Equal(t, mqttsn.Accepted, ack.ReturnCode)
+		require.Equal(t, mqttsn.QoS2, ack.QoS)
+		id := ack.TopicID
+		require.NotZero(t, id)
+
+		for q := byte(0); q <= 2; q++ {
+			require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd/led", Payload: []byte{'0' + q}, QoS: q}))
+		}
+		p := c.next().(*mqttsn.Publish)
+		assert.Equal(t, mqttsn.QoS0, p.QoS)
+		assert.Equal(t, id, p.TopicID)
+		assert.Equal(t, []byte("0"), p.Data)
+
+		p = c.next().(*mqttsn.Publish)
+		assert.Equal(t, mqttsn.QoS1, p.QoS)
+		assert.Equal(t, []byte("1"), p.Data)
+		// Only one message is in flight: nothing more until the PUBACK.
+		c.quiet()
+		c.send(&mqttsn.PubAck{TopicID: id, MsgID: p.MsgID, ReturnCode: mqttsn.Accepted})
+
+		p = c.next().(*mqttsn.Publish)
+		assert.Equal(t, mqttsn.QoS2, p.QoS)
+		assert.Equal(t, []byte("2"), p.Data)
+		c.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		c.expect(&mqttsn.PubRel{MsgID: p.MsgID})
+		c.send(&mqttsn.PubComp{MsgID: p.MsgID})
+		c.quiet()
+	})
+}
+
+func TestRetransmissionThenLostPublishesWill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &Options{RetryInterval: 10 * time.Second, RetryCount: 2})
+		wills := h.observe("wills/#", 1)
+		pub := h.publisher("app")
+		c := h.client("node-1")
+
+		// Connect with a Will: WILLTOPICREQ, WILLTOPIC, WILLMSGREQ, WILLMSG.
+		c.send(&mqttsn.Connect{ClientID: "node-1", Duration: 600, CleanSession: true, Will: true})
+		c.expect(&mqttsn.WillTopicReq{})
+		c.send(&mqttsn.WillTopic{QoS: mqttsn.QoS1, Topic: "wills/node-1"})
+		c.expect(&mqttsn.WillMsgReq{})
+		c.send(&mqttsn.WillMsg{Message: []byte("gone")})
+		c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("on"), QoS: 1}))
+		first := c.next().(*mqttsn.Publish)
+		assert.False(t, first.DUP)
+		assert.Equal(t, id, first.TopicID)
+
+		// The client never answers: two retransmissions with DUP, then lost.
+		for range 2 {
+			time.Sleep(10 * time.Second)
+			p := c.next().(*mqttsn.Publish)
+			assert.True(t, p.DUP)
+			assert.Equal(t, first.MsgID, p.MsgID)
+		}
+		time.Sleep(10 * time.Second)
+		d := wills.next()
+		assert.Equal(t, "wills/node-1", d.Topic)
+		assert.Equal(t, []byte("gone"), d.Payload)
+		c.quiet()
+		assert.Equal(t, uint64(1), h.gw.Stats().Lost)
+		assert.Equal(t, int64(0), h.gw.Stats().Sessions)
+	})
+}
+
+func TestKeepAliveLostAfterOneAndAHalfTimes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		wills := h.observe("wills/#", 0)
+		c := h.client("node-1")
+		c.send(&mqttsn.Connect{ClientID: "node-1", Duration: 60, CleanSession: true, Will: true})
+		c.expect(&mqttsn.WillTopicReq{})
+		c.send(&mqttsn.WillTopic{Topic: "wills/node-1"})
+		c.expect(&mqttsn.WillMsgReq{})
+		c.send(&mqttsn.WillMsg{Message: []byte("lost")})
+		c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+
+		// A PINGREQ within the period keeps it alive.
+		time.Sleep(80 * time.Second)
+		c.send(&mqttsn.PingReq{})
+		c.expect(&mqttsn.PingResp{})
+		time.Sleep(89 * time.Second)
+		wills.none()
+		time.Sleep(time.Second + time.Millisecond)
+		assert.Equal(t, []byte("lost"), wills.next().Payload)
+	})
+}
+
+func TestUnknownSenderGetsDisconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		c := h.client("stranger")
+		c.send(&mqttsn.Register{MsgID: 1, TopicName: "a/b"})
+		c.expect(&mqttsn.Disconnect{})
+		c.send(&mqttsn.PingReq{})
+		c.expect(&mqttsn.Disconnect{})
+		// Garbage is dropped and counted, not answered.
+		c.sendRaw([]byte{0x01, 0x00})
+		c.sendRaw([]byte{0x05, 0x0c, 0x00})
+		c.quiet()
+		assert.Equal(t, uint64(2), h.gw.Stats().Malformed)
+	})
+}

@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/snwgw/snwgw/internal/memconn"
+	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/mqttsn"
+)
+
+// harness runs a broker and a gateway on an in-memory network, inside a
+// synctest bubble, so timers are driven by the fake clock.
+type harness struct {
+	t      *testing.T
+	net    *memconn.Network
+	broker *mqttcore.Broker
+	gw     *Gateway
+	gwAddr memconn.Addr
+}
+
+const gwAddr = "gateway"
+
+func newHarness(t *testing.T, opts *Options) *harness {
+	t.Helper()
+	b, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
+	require.NoError(t, err)
+	require.NoError(t, b.Start(context.Background()))
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.Shards == 0 {
+		opts.Shards = 2
+	}
+	g, err := New(b, opts)
+	require.NoError(t, err)
+	h := &harness{t: t, net: memconn.NewNetwork(), broker: b, gw: g, gwAddr: gwAddr}
+	require.NoError(t, g.Serve(Link{Name: "mem", Conn: h.net.Listen(gwAddr)}))
+	t.Cleanup(func() {
+		require.NoError(t, g.Close(context.Background()))
+		require.NoError(t, b.Close(context.Background()))
+	})
+	return h
+}
+
+// client is a scripted MQTT-SN client: the test plays the client's side of
+// the conversation byte for byte.
+type client struct {
+	h    *harness
+	conn *memconn.Conn
+	buf  []byte
+}
+
+func (h *harness) client(addr string) *client {
+	return &client{h: h, conn: h.net.Listen(addr), buf: make([]byte, 65536)}
+}
+
+// send encodes p and sends it to the gateway.
+func (c *client) send(p mqttsn.Packet) {
+	c.h.t.Helper()
+	b, err := mqttsn.Append(nil, p)
+	require.NoError(c.h.t, err)
+	c.sendRaw(b)
+}
+
+func (c *client) sendRaw(b []byte) {
+	c.h.t.Helper()
+	_, err := c.conn.WriteTo(b, c.h.gwAddr)
+	require.NoError(c.h.t, err)
+}
+
+// next returns the next message from the gateway. Under synctest a read
+// that can never be satisfied fails the test as a deadlock, so no timeout
+// is needed; the deadline only guards against a gateway that keeps
+// retransmitting forever.
+func (c *client) next() mqttsn.Packet {
+	c.h.t.Helper()
+	require.NoError(c.h.t, c.conn.SetReadDeadline(time.Now().Add(24*time.Hour)))
+	n, _, err := c.conn.ReadFrom(c.buf)
+	require.NoError(c.h.t, err)
+	p, err := mqttsn.Parse(c.buf[:n])
+	require.NoError(c.h.t, err, "gateway sent % x", c.buf[:n])
+	return p
+}
+
+// expect reads the next message and requires it to equal want.
+func (c *client) expect(want mqttsn.Packet) mqttsn.Packet {
+	c.h.t.Helper()
+	got := c.next()
+	require.Equal(c.h.t, want, got)
+	return got
+}
+
+// quiet requires that the gateway has nothing more to say right now.
+func (c *client) quiet() {
+	c.h.t.Helper()
+	synctest.Wait()
+	require.Zero(c.h.t, c.conn.Pending(), "unexpected message from the gateway")
+}
+
+// connect runs a plain CONNECT / CONNACK.
+func (c *client) connect(id string, keepAlive uint16, clean bool) {
+	c.h.t.Helper()
+	c.send(&mqttsn.Connect{ClientID: id, Duration: keepAlive, CleanSession: clean})
+	c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+}
+
+// register registers topic and returns its id.
+func (c *client) register(topic string, msgID uint16) uint16 {
+	c.h.t.Helper()
+	c.send(&mqttsn.Register{MsgID: msgID, TopicName: topic})
+	ack := c.next().(*mqttsn.RegAck)
+	require.Equal(c.h.t, msgID, ack.MsgID)
+	require.Equal(c.h.t, mqttsn.Accepted, ack.ReturnCode)
+	require.NotZero(c.h.t, ack.TopicID)
+	return ack.TopicID
+}
+
+// observer is an in-process broker session that records what reaches a
+// topic filter: the MQTT side of the gateway.
+type observer struct {
+	t     *testing.T
+	s     *mqttcore.Session
+	mu    sync.Mutex
+	ready chan struct{}
+}
+
+func (o *observer) Notify() {
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+}
+func (o *observer) Disconnected(mqttcore.ReasonCode) {}
+
+func (h *harness) observe(filter string, qos byte) *observer {
+	h.t.Helper()
+	o := &observer{t: h.t, ready: make(chan struct{}, 1)}
+	s, _, err := h.broker.Connect(mqttcore.ConnectOptions{ClientID: "observer-" + filter, CleanStart: true, Consumer: o})
+	require.NoError(h.t, err)
+	codes, err := s.Subscribe(mqttcore.Subscription{Filter: filter, QoS: qos})
+	require.NoError(h.t, err)
+	require.Less(h.t, byte(codes[0]), byte(0x80))
+	o.s = s
+	return o
+}
+
+// next returns the next message published to the observer's filter.
+func (o *observer) next() mqttcore.Delivery {
+	o.t.Helper()
+	for {
+		if d, ok := o.s.Next(); ok {
+			switch d.QoS {
+			case 1:
+				require.NoError(o.t, o.s.Ack(d.PacketID))
+			case 2:
+				require.NoError(o.t, o.s.Received(d.PacketID))
+				require.NoError(o.t, o.s.Complete(d.PacketID))
+			}
+			return d
+		}
+		<-o.ready
+	}
+}
+
+// none requires that nothing more reached the observer.
+func (o *observer) none() {
+	o.t.Helper()
+	synctest.Wait()
+	d, ok := o.s.Next()
+	require.False(o.t, ok, "unexpected message %+v", d)
+}
+
+// publisher is an in-process broker session that publishes to clients.
+func (h *harness) publisher(id string) *mqttcore.Session {
+	h.t.Helper()
+	s, _, err := h.broker.Connect(mqttcore.ConnectOptions{ClientID: id, CleanStart: true, Consumer: discardConsumer{}})
+	require.NoError(h.t, err)
+	return s
+}

@@ -1,0 +1,1073 @@
+package gateway
+
+import (
+	"errors"
+	"math"
+	"net"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/mqttsn"
+)
+
+// state is a client's state as the gateway sees it (MQTT-SN 1.2 §6.14).
+type state uint8
+
+const (
+	stConnecting   state = iota // CONNECT received, Will exchange under way
+	stActive                    // connected, supervised by its keep-alive
+	stAsleep                    // sleeping, supervised by its sleep duration; messages buffered
+	stAwake                     // collecting buffered messages after PINGREQ(ClientId)
+	stDisconnected              // gone, kept for a CleanSession=0 CONNECT until SessionExpiry
+)
+
+var stateNames = [...]string{"connecting", "active", "asleep", "awake", "disconnected"}
+
+func (s state) String() string { return stateNames[s] }
+
+// outKind is what the gateway is waiting for the client to answer.
+type outKind uint8
+
+const (
+	outNone      outKind = iota
+	outWillTopic         // WILLTOPICREQ sent
+	outWillMsg           // WILLMSGREQ sent
+	outRegister          // REGISTER sent before delivering out.d
+	outPublish           // PUBLISH QoS 1 or 2 of out.d sent
+	outPubRel            // PUBREL for out.d sent
+)
+
+// outbound is the one message in flight towards the client (spec-
+// interpretation #25): the gateway sends the next only when this one is
+// answered, so deliveries stay in order.
+type outbound struct {
+	kind    outKind
+	msgID   uint16 // MsgId of the REGISTER, PUBLISH or PUBREL
+	topicID uint16
+	idType  mqttsn.TopicIDType
+	d       mqttcore.Delivery // the delivery it is about
+	tries   int               // retransmissions so far
+	retryAt time.Time
+	// reregistered is set after the client answered the PUBLISH with
+	// "invalid topic id" and the gateway registered the topic again; a
+	// second refusal drops the message.
+	reregistered bool
+}
+
+// pendingConnect holds what a CONNECT with Will=1 asked for while the Will
+// exchange runs (MQTT-SN 1.2 §6.2).
+type pendingConnect struct {
+	clean      bool
+	willTopic  string
+	willQoS    byte
+	willRetain bool
+}
+
+// session is one MQTT-SN client. Every field is owned by the shard sh,
+// except notified and brokerGone, which the broker sets from its side.
+type session struct {
+	sh       *shard
+	clientID string
+
+	key   addrKey  // where the client is; bound in the address table unless unbound
+	addr  net.Addr // the address to write to
+	node  []byte   // forwarder Wireless Node Id, nil for a direct client
+	bound bool
+
+	state      state
+	persistent bool          // connected with CleanSession=0
+	keepAlive  time.Duration // 0: not supervised
+	sleepFor   time.Duration
+	lastHeard  time.Time // last datagram while active, or the start of a sleep
+	goneAt     time.Time // when it became disconnected
+
+	when    time.Time // the deadline in the shard's timer heap
+	heapIdx int
+
+	reg        registry
+	predefined map[uint16]string // this client's predefined ids (gateway-wide merged)
+	shorts     map[uint16]struct{}
+	pending    *pendingConnect
+
+	// The Will is kept by the gateway rather than the broker session, so
+	// that WILLTOPICUPD and WILLMSGUPD can change it while connected.
+	willTopic  string
+	willMsg    []byte
+	willQoS    byte
+	willRetain bool
+
+	bs    *mqttcore.Session
+	out   outbound
+	regID uint16 // MsgId of the last gateway REGISTER
+
+	notified   atomic.Bool // queued on the shard's wake list
+	brokerGone atomic.Bool // the broker ended bs (takeover, shutdown)
+	gone       bool        // removed from the shard
+}
+
+// Notify implements mqttcore.Consumer: deliveries are waiting.
+func (s *session) Notify() {
+	if s.notified.CompareAndSwap(false, true) {
+		s.sh.wake(s)
+	}
+}
+
+// Disconnected implements mqttcore.Consumer: the broker ended the session.
+func (s *session) Disconnected(mqttcore.ReasonCode) {
+	s.brokerGone.Store(true)
+	s.sh.wake(s)
+}
+
+func (s *session) g() *Gateway    { return s.sh.g }
+func (s *session) opts() *Options { return &s.sh.g.opts }
+func (s *session) send(p mqttsn.Packet) error {
+	return s.g().encodeTo(&s.sh.out, s.key.link, s.addr, s.node, p)
+}
+
+// onConnect handles a CONNECT from an address that has no session, or
+// whose session belongs to another ClientId.
+func (sh *shard) onConnect(ev event) {
+	g := sh.g
+	pkt, err := sh.parser.Parse(ev.data)
+	if err != nil {
+		g.malformed(ev.key.link, ev.addr, err)
+		return
+	}
+	p := pkt.(*mqttsn.Connect)
+	if rc := sh.admit(p); rc != mqttsn.Accepted {
+		g.stats.refused.Add(1)
+		g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.ConnAck{ReturnCode: rc})
+		g.log.Info("mqtt-sn connect refused", "client", p.ClientID, "addr", ev.addr, "code", rc)
+		return
+	}
+	s := sh.byID[p.ClientID]
+	if s == nil {
+		if g.sessions.Add(1) > int64(g.opts.MaxSessions) {
+			g.sessions.Add(-1)
+			g.stats.refused.Add(1)
+			g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.ConnAck{ReturnCode: mqttsn.RejectedCongestion})
+			g.logProtocol("mqtt-sn connect refused: session limit reached", "client", p.ClientID, "limit", g.opts.MaxSessions)
+			return
+		}
+		s = sh.newSession(p.ClientID)
+	}
+	s.rebind(ev.key, ev.addr, ev.node)
+	s.connect(p)
+}
+
+// admit checks a CONNECT against the gateway's rules
+// (spec-interpretation #16, #18).
+func (sh *shard) admit(p *mqttsn.Connect) mqttsn.ReturnCode {
+	o := &sh.g.opts
+	switch {
+	case p.ClientID == "", len(p.ClientID) > o.MaxClientIDLength,
+		!utf8.ValidString(p.ClientID), containsNUL(p.ClientID):
+		return mqttsn.RejectedNotSupported
+	case p.Duration == 0 && !o.AllowZeroKeepAlive:
+		return mqttsn.RejectedNotSupported
+	}
+	return mqttsn.Accepted
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (sh *shard) newSession(clientID string) *session {
+	s := &session{sh: sh, clientID: clientID, heapIdx: -1, state: stDisconnected}
+	o := &sh.g.opts
+	if per, ok := o.PredefinedPerClient[clientID]; ok {
+		s.predefined = make(map[uint16]string, len(o.Predefined)+len(per))
+		for id, name := range o.Predefined {
+			s.predefined[id] = name
+		}
+		for id, name := range per {
+			s.predefined[id] = name
+		}
+	} else {
+		s.predefined = o.Predefined // shared, never written
+	}
+	sh.byID[clientID] = s
+	return s
+}
+
+// rebind moves the session to a new address, which also moves it from any
+// session that held that address before (a node that rebooted with another
+// ClientId: the old session is then supervised until it is lost).
+func (s *session) rebind(key addrKey, addr net.Addr, node []byte) {
+	g := s.g()
+	if s.bound && s.key != key {
+		g.unbind(s.key, s)
+	}
+	s.key, s.addr, s.node, s.bound = key, addr, node, true
+	g.bind(key, s)
+}
+
+// unbindAddr removes the session from the address table.
+func (s *session) unbindAddr() {
+	if s.bound {
+		s.g().unbind(s.key, s)
+		s.bound = false
+	}
+}
+
+// connect runs a CONNECT for this session (MQTT-SN 1.2 §6.2, §6.3).
+func (s *session) connect(p *mqttsn.Connect) {
+	resumable := s.state == stActive || s.state == stAsleep || s.state == stAwake
+	if p.CleanSession {
+		s.clean()
+	} else if !resumable {
+		// A new connection: whatever was in flight is the broker's to
+		// repeat (with DUP) once the broker session is resumed.
+		s.out = outbound{}
+	}
+	// The client may have lost its topic table (a reboot, or a session
+	// resumed from an earlier connection): register again before use.
+	s.reg.unconfirmAll()
+	s.persistent = !p.CleanSession
+	s.keepAlive = time.Duration(p.Duration) * time.Second
+	if p.CleanSession && !p.Will {
+		s.clearWill()
+	}
+	if p.Will {
+		s.pending = &pendingConnect{clean: p.CleanSession}
+		s.state = stConnecting
+		s.startOut(outbound{kind: outWillTopic})
+		s.send(&mqttsn.WillTopicReq{})
+		return
+	}
+	s.finishConnect()
+}
+
+// clean applies CleanSession=1: subscriptions, registrations, the Will and
+// anything buffered are discarded (MQTT-SN 1.2 §6.3).
+func (s *session) clean() {
+	if s.bs != nil {
+		s.bs.Disconnect(mqttcore.DisconnectOptions{})
+		s.bs = nil
+	}
+	s.reg.reset()
+	s.shorts = nil
+	s.out = outbound{}
+	s.clearWill()
+}
+
+func (s *session) clearWill() {
+	s.willTopic, s.willMsg, s.willQoS, s.willRetain = "", nil, 0, false
+}
+
+// finishConnect attaches the broker session and answers CONNACK.
+func (s *session) finishConnect() {
+	g := s.g()
+	s.pending = nil
+	if s.bs != nil && s.brokerGone.Load() {
+		s.bs = nil
+	}
+	if s.bs == nil {
+		var expiry uint32
+		if s.persistent {
+			expiry = uint32(min(s.opts().SessionExpiry/time.Second, math.MaxUint32-1))
+		}
+		bs, _, err := g.broker.Connect(mqttcore.ConnectOptions{
+			ClientID:       s.clientID,
+			CleanStart:     !s.persistent,
+			SessionExpiry:  expiry,
+			ReceiveMaximum: 1,
+			Consumer:       s,
+			MaxQueued:      s.opts().SleepBuffer,
+			DropOldest:     s.opts().SleepBufferPolicy == DropOldest,
+		})
+		if err != nil {
+			rc := mqttsn.RejectedCongestion
+			if errors.Is(err, mqttcore.ReasonNotAuthorized) || errors.Is(err, mqttcore.ReasonClientIDNotValid) {
+				rc = mqttsn.RejectedNotSupported
+			}
+			s.send(&mqttsn.ConnAck{ReturnCode: rc})
+			g.stats.refused.Add(1)
+			g.log.Info("mqtt-sn connect refused by broker", "client", s.clientID, "addr", s.addr, "err", err)
+			s.remove()
+			return
+		}
+		s.brokerGone.Store(false)
+		s.bs = bs
+	}
+	s.state = stActive
+	s.lastHeard = time.Now()
+	g.stats.connects.Add(1)
+	s.send(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+	g.log.Info("mqtt-sn client connected", "client", s.clientID, "addr", s.addr,
+		"keepalive", s.keepAlive, "clean", !s.persistent)
+	if s.out.kind != outNone {
+		s.retransmit() // interrupted by sleep or a reconnect: repeat it now
+	}
+	s.pump()
+	s.reschedule()
+}
+
+// onDatagram handles a datagram from the session's address.
+func (s *session) onDatagram(data []byte) {
+	g := s.g()
+	pkt, err := s.sh.parser.Parse(data)
+	if err != nil {
+		if errors.Is(err, mqttsn.ErrUnsupportedProtocol) {
+			s.send(&mqttsn.ConnAck{ReturnCode: mqttsn.RejectedNotSupported})
+			return
+		}
+		g.malformed(s.key.link, s.addr, err)
+		return
+	}
+	if s.state == stActive {
+		s.lastHeard = time.Now()
+	}
+	switch p := pkt.(type) {
+	case *mqttsn.Connect:
+		if p.ClientID != s.clientID {
+			// Another client now speaks from this address.
+			s.unbindAddr()
+			g.shardFor(p.ClientID).post(event{kind: evConnect, key: s.key, addr: s.addr, node: s.node, data: data})
+			return
+		}
+		if rc := s.sh.admit(p); rc != mqttsn.Accepted {
+			g.stats.refused.Add(1)
+			s.send(&mqttsn.ConnAck{ReturnCode: rc})
+			return
+		}
+		s.connect(p)
+	case *mqttsn.WillTopic:
+		s.onWillTopic(p)
+	case *mqttsn.WillMsg:
+		s.onWillMsg(p)
+	case *mqttsn.Disconnect:
+		s.onDisconnect(p)
+	case *mqttsn.PingReq:
+		s.onPingReq()
+	case *mqttsn.SearchGW:
+		s.send(&mqttsn.GWInfo{GatewayID: s.opts().GatewayID})
+	case *mqttsn.Advertise, *mqttsn.GWInfo:
+	default:
+		if s.state == stConnecting || s.state == stDisconnected {
+			g.stats.unexpected.Add(1)
+			return
+		}
+		s.onConnected(pkt)
+	}
+	s.reschedule()
+}
+
+// onConnected handles the messages of a connected client (active, asleep
+// or awake).
+func (s *session) onConnected(pkt mqttsn.Packet) {
+	switch p := pkt.(type) {
+	case *mqttsn.Register:
+		s.onRegister(p)
+	case *mqttsn.RegAck:
+		s.onRegAck(p)
+	case *mqttsn.Publish:
+		s.onPublish(p)
+	case *mqttsn.PubAck:
+		s.onPubAck(p)
+	case *mqttsn.PubRec:
+		s.onPubRec(p)
+	case *mqttsn.PubRel:
+		s.onPubRel(p)
+	case *mqttsn.PubComp:
+		s.onPubComp(p)
+	case *mqttsn.Subscribe:
+		s.onSubscribe(p)
+	case *mqttsn.Unsubscribe:
+		s.onUnsubscribe(p)
+	case *mqttsn.WillTopicUpd:
+		s.onWillTopicUpd(p)
+	case *mqttsn.WillMsgUpd:
+		s.willMsg = append(s.willMsg[:0:0], p.Message...)
+		s.send(&mqttsn.WillMsgResp{ReturnCode: mqttsn.Accepted})
+	case *mqttsn.PingResp:
+		// An answer to nothing the gateway asked; harmless.
+	default:
+		// Messages only a gateway sends (CONNACK, WILLTOPICREQ, SUBACK, …).
+		s.g().stats.unexpected.Add(1)
+	}
+}
+
+// Will exchange (MQTT-SN 1.2 §6.2).
+
+func (s *session) onWillTopic(p *mqttsn.WillTopic) {
+	if s.state != stConnecting || s.out.kind != outWillTopic {
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	s.out = outbound{}
+	if p.Topic == "" {
+		// An empty WILLTOPIC deletes the Will; there is no message to ask
+		// for (spec-interpretation #24).
+		s.clearWill()
+		s.finishConnect()
+		return
+	}
+	if validTopicName(p.Topic) != nil {
+		s.send(&mqttsn.ConnAck{ReturnCode: mqttsn.RejectedNotSupported})
+		s.g().stats.refused.Add(1)
+		s.abortConnect()
+		return
+	}
+	s.pending.willTopic, s.pending.willQoS, s.pending.willRetain = p.Topic, qosByte(p.QoS), p.Retain
+	s.startOut(outbound{kind: outWillMsg})
+	s.send(&mqttsn.WillMsgReq{})
+}
+
+func (s *session) onWillMsg(p *mqttsn.WillMsg) {
+	if s.state != stConnecting || s.out.kind != outWillMsg {
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	s.out = outbound{}
+	s.willTopic, s.willQoS, s.willRetain = s.pending.willTopic, s.pending.willQoS, s.pending.willRetain
+	s.willMsg = append([]byte(nil), p.Message...)
+	s.finishConnect()
+}
+
+// abortConnect ends a CONNECT that cannot complete.
+func (s *session) abortConnect() {
+	s.pending = nil
+	s.out = outbound{}
+	if s.bs == nil && !s.persistent {
+		s.remove()
+		return
+	}
+	s.toDisconnected()
+}
+
+func (s *session) onWillTopicUpd(p *mqttsn.WillTopicUpd) {
+	if p.Topic == "" {
+		s.clearWill()
+	} else if validTopicName(p.Topic) != nil {
+		s.send(&mqttsn.WillTopicResp{ReturnCode: mqttsn.RejectedNotSupported})
+		return
+	} else {
+		s.willTopic, s.willQoS, s.willRetain = p.Topic, qosByte(p.QoS), p.Retain
+	}
+	s.send(&mqttsn.WillTopicResp{ReturnCode: mqttsn.Accepted})
+}
+
+// qosByte maps an MQTT-SN QoS onto MQTT's; QoS -1 (meaningless for a Will
+// or a subscription) counts as 0.
+func qosByte(q mqttsn.QoS) byte {
+	if q < 0 {
+		return 0
+	}
+	return byte(q)
+}
+
+// Topic resolution.
+
+// topicOf resolves the topic of a client's PUBLISH.
+func (s *session) topicOf(idType mqttsn.TopicIDType, id uint16, name string) (string, bool) {
+	switch idType {
+	case mqttsn.TopicNormal:
+		if name != "" {
+			return name, s.opts().QoSMinusOneTopicNames
+		}
+		return s.reg.lookup(id)
+	case mqttsn.TopicPredefined:
+		t, ok := s.predefined[id]
+		return t, ok
+	case mqttsn.TopicShort:
+		t := mqttsn.ShortTopicName(id)
+		return t, validTopicName(t) == nil
+	}
+	return "", false
+}
+
+func (s *session) onRegister(p *mqttsn.Register) {
+	if validTopicName(p.TopicName) != nil {
+		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedNotSupported})
+		return
+	}
+	id, ok := s.reg.assign(p.TopicName, true, s.opts().MaxTopicsPerClient)
+	if !ok {
+		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
+		return
+	}
+	s.reg.accept(p.TopicName)
+	s.send(&mqttsn.RegAck{TopicID: id, MsgID: p.MsgID, ReturnCode: mqttsn.Accepted})
+}
+
+// Client → gateway PUBLISH (MQTT-SN 1.2 §6.6).
+
+func (s *session) onPublish(p *mqttsn.Publish) {
+	g := s.g()
+	topic, ok := s.topicOf(p.TopicIDType, p.TopicID, p.TopicName)
+	if !ok {
+		g.stats.unknownTopic.Add(1)
+		if p.QoS != mqttsn.QoSMinus1 {
+			msgID := p.MsgID
+			if p.QoS == mqttsn.QoS0 {
+				msgID = 0
+			}
+			s.send(&mqttsn.PubAck{TopicID: p.TopicID, MsgID: msgID, ReturnCode: mqttsn.RejectedInvalidTopicID})
+		}
+		return
+	}
+	if p.QoS <= mqttsn.QoS0 && p.MsgID != 0 {
+		g.stats.ignoredMsgID.Add(1)
+	}
+	msg := mqttcore.Message{Topic: topic, Payload: copyBytes(p.Data), QoS: qosByte(p.QoS), Retain: p.Retain}
+	var err error
+	if p.QoS == mqttsn.QoS2 {
+		err = s.bs.PublishQoS2(p.MsgID, msg)
+	} else {
+		err = s.bs.Publish(msg)
+	}
+	rc := mqttsn.Accepted
+	if err != nil {
+		g.stats.publishRefused.Add(1)
+		rc = returnCodeFor(err)
+		g.logProtocol("mqtt-sn publish refused", "client", s.clientID, "topic", topic, "err", err)
+	} else {
+		g.stats.published.Add(1)
+	}
+	switch {
+	case p.QoS == mqttsn.QoS1 || (p.QoS == mqttsn.QoS2 && rc != mqttsn.Accepted):
+		// QoS 2 errors are reported with PUBACK (spec-interpretation #29).
+		s.send(&mqttsn.PubAck{TopicID: p.TopicID, MsgID: p.MsgID, ReturnCode: rc})
+	case p.QoS == mqttsn.QoS2:
+		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+	}
+}
+
+// returnCodeFor maps a broker refusal onto the four MQTT-SN return codes
+// (spec-interpretation #23).
+func returnCodeFor(err error) mqttsn.ReturnCode {
+	switch {
+	case errors.Is(err, mqttcore.ReasonQuotaExceeded), errors.Is(err, mqttcore.ReasonReceiveMaximumExceeded):
+		return mqttsn.RejectedCongestion
+	case errors.Is(err, mqttcore.ErrInvalidTopic):
+		return mqttsn.RejectedInvalidTopicID
+	}
+	return mqttsn.RejectedNotSupported
+}
+
+func (s *session) onPubRel(p *mqttsn.PubRel) {
+	// Release is idempotent in the broker, so a repeated PUBREL (our
+	// PUBCOMP was lost) is answered again without publishing twice.
+	_ = s.bs.Release(p.MsgID)
+	s.send(&mqttsn.PubComp{MsgID: p.MsgID})
+}
+
+// Subscriptions (MQTT-SN 1.2 §6.9).
+
+func (s *session) onSubscribe(p *mqttsn.Subscribe) {
+	if p.QoS < 0 {
+		s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedNotSupported})
+		return
+	}
+	var (
+		filter  string
+		topicID uint16
+	)
+	switch p.TopicIDType {
+	case mqttsn.TopicNormal:
+		filter = p.TopicName
+		if validTopicName(filter) == nil {
+			id, ok := s.reg.assign(filter, true, s.opts().MaxTopicsPerClient)
+			if !ok {
+				s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
+				return
+			}
+			topicID = id
+		} // a wildcard filter: SUBACK carries 0x0000 (spec-interpretation #6)
+	case mqttsn.TopicPredefined:
+		name, ok := s.predefined[p.TopicID]
+		if !ok {
+			s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedInvalidTopicID})
+			return
+		}
+		filter, topicID = name, p.TopicID
+	case mqttsn.TopicShort:
+		filter, topicID = mqttsn.ShortTopicName(p.TopicID), p.TopicID
+	}
+	codes, err := s.bs.Subscribe(mqttcore.Subscription{Filter: filter, QoS: byte(p.QoS)})
+	if err != nil || len(codes) != 1 || codes[0] >= 0x80 {
+		rc := mqttsn.RejectedNotSupported
+		if err == nil && len(codes) == 1 && codes[0] == mqttcore.ReasonTopicFilterInvalid {
+			rc = mqttsn.RejectedInvalidTopicID
+		}
+		s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: rc})
+		return
+	}
+	if p.TopicIDType == mqttsn.TopicShort {
+		if s.shorts == nil {
+			s.shorts = make(map[uint16]struct{})
+		}
+		s.shorts[p.TopicID] = struct{}{}
+	}
+	s.reg.accept(filter)
+	// SUBACK goes out before any retained message the subscription
+	// released: those are delivered by the next pump, after this returns.
+	s.send(&mqttsn.SubAck{QoS: mqttsn.QoS(codes[0]), TopicID: topicID, MsgID: p.MsgID, ReturnCode: mqttsn.Accepted})
+}
+
+func (s *session) onUnsubscribe(p *mqttsn.Unsubscribe) {
+	var filter string
+	switch p.TopicIDType {
+	case mqttsn.TopicNormal:
+		filter = p.TopicName
+	case mqttsn.TopicPredefined:
+		filter = s.predefined[p.TopicID]
+	case mqttsn.TopicShort:
+		filter = mqttsn.ShortTopicName(p.TopicID)
+		delete(s.shorts, p.TopicID)
+	}
+	if filter != "" {
+		_, _ = s.bs.Unsubscribe(filter)
+	}
+	// UNSUBACK has no return code (MQTT-SN 1.2 §5.4.18): unsubscribing from
+	// something that was never subscribed is not an error.
+	s.send(&mqttsn.UnsubAck{MsgID: p.MsgID})
+}
+
+// Gateway → client delivery (MQTT-SN 1.2 §6.10).
+
+// onNotify runs when the broker has deliveries or has ended the session.
+func (s *session) onNotify() {
+	s.notified.Store(false)
+	if s.gone {
+		return
+	}
+	if s.brokerGone.Load() && s.bs != nil {
+		s.onBrokerDisconnected()
+		return
+	}
+	s.pump()
+	s.reschedule()
+}
+
+// pump sends deliveries while nothing is in flight, and ends an awake
+// window with PINGRESP once everything buffered has been delivered and
+// acknowledged (MQTT-SN 1.2 §6.14, spec-interpretation #27).
+func (s *session) pump() {
+	if s.state != stActive && s.state != stAwake || s.bs == nil {
+		return
+	}
+	for s.out.kind == outNone {
+		d, ok := s.bs.Next()
+		if !ok {
+			break
+		}
+		s.deliver(d)
+	}
+	if s.state == stAwake && s.out.kind == outNone {
+		s.send(&mqttsn.PingResp{})
+		s.state = stAsleep
+		s.lastHeard = time.Now()
+	}
+}
+
+// deliver sends one broker delivery, registering its topic first when the
+// client has no id for it.
+func (s *session) deliver(d mqttcore.Delivery) {
+	if d.Release {
+		s.startOut(outbound{kind: outPubRel, msgID: d.PacketID, d: d})
+		s.send(&mqttsn.PubRel{MsgID: d.PacketID})
+		return
+	}
+	idType, id, known := s.outTopic(d.Topic)
+	if !known {
+		if s.reg.isRefused(d.Topic) {
+			s.drop(d) // the client rejected this topic's REGISTER
+			return
+		}
+		newID, ok := s.reg.assign(d.Topic, false, s.opts().MaxTopicsPerClient)
+		if !ok {
+			s.drop(d)
+			return
+		}
+		s.register(d, newID)
+		return
+	}
+	s.publish(d, idType, id, false)
+}
+
+// outTopic picks how the client will see topic: its predefined id, the
+// short name it subscribed with, or a registered id (spec-interpretation #5).
+func (s *session) outTopic(topic string) (mqttsn.TopicIDType, uint16, bool) {
+	if len(topic) == 2 && s.shorts != nil {
+		if id, err := mqttsn.ShortTopicID(topic); err == nil {
+			if _, ok := s.shorts[id]; ok {
+				return mqttsn.TopicShort, id, true
+			}
+		}
+	}
+	if id, ok := s.g().predefinedID(s.clientID, topic); ok {
+		return mqttsn.TopicPredefined, id, true
+	}
+	id, known, _ := s.reg.idFor(topic)
+	return mqttsn.TopicNormal, id, known
+}
+
+func (s *session) register(d mqttcore.Delivery, topicID uint16) {
+	s.regID++
+	if s.regID == 0 {
+		s.regID = 1
+	}
+	s.startOut(outbound{kind: outRegister, msgID: s.regID, topicID: topicID, idType: mqttsn.TopicNormal, d: d})
+	s.send(&mqttsn.Register{TopicID: topicID, MsgID: s.regID, TopicName: d.Topic})
+}
+
+// publish sends d; for QoS 1 and 2 it stays in flight until answered.
+func (s *session) publish(d mqttcore.Delivery, idType mqttsn.TopicIDType, topicID uint16, dup bool) {
+	p := &mqttsn.Publish{
+		DUP:         dup || d.DUP,
+		QoS:         mqttsn.QoS(d.QoS),
+		Retain:      d.Retain,
+		TopicIDType: idType,
+		TopicID:     topicID,
+		MsgID:       d.PacketID,
+		Data:        d.Payload,
+	}
+	if err := s.send(p); errors.Is(err, errUnsendable) {
+		// Too long for the link, or impossible to encode: silently aborted
+		// (MQTT-SN 1.2 §6.10).
+		s.drop(d)
+		return
+	}
+	// A write error is left to retransmission, like a datagram lost on
+	// the air.
+	if d.QoS > 0 {
+		s.startOut(outbound{kind: outPublish, msgID: d.PacketID, topicID: topicID, idType: idType, d: d})
+	}
+	s.g().stats.delivered.Add(1)
+}
+
+// drop gives up on a delivery and settles it with the broker, so it is not
+// repeated.
+func (s *session) drop(d mqttcore.Delivery) {
+	s.g().stats.deliveryDropped.Add(1)
+	s.settle(d)
+}
+
+// settle completes d's QoS flow with the broker.
+func (s *session) settle(d mqttcore.Delivery) {
+	switch {
+	case d.QoS == 1:
+		_ = s.bs.Ack(d.PacketID)
+	case d.QoS == 2 || d.Release:
+		_ = s.bs.Received(d.PacketID)
+		_ = s.bs.Complete(d.PacketID)
+	}
+}
+
+func (s *session) onRegAck(p *mqttsn.RegAck) {
+	if s.out.kind != outRegister || p.MsgID != s.out.msgID {
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	o := s.out
+	s.out = outbound{}
+	if p.ReturnCode != mqttsn.Accepted {
+		// The client does not want this topic (MQTT-SN 1.2 §6.10): never
+		// publish on the refused id.
+		s.reg.forget(o.topicID)
+		s.reg.refuse(o.d.Topic)
+		s.drop(o.d)
+	} else {
+		s.reg.markKnown(o.topicID)
+		s.publish(o.d, mqttsn.TopicNormal, o.topicID, false)
+	}
+	s.pump()
+}
+
+func (s *session) onPubAck(p *mqttsn.PubAck) {
+	if s.out.kind != outPublish || p.MsgID != s.out.msgID {
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	o := s.out
+	s.out = outbound{}
+	switch {
+	case p.ReturnCode == mqttsn.Accepted && o.d.QoS == 1:
+		_ = s.bs.Ack(o.d.PacketID)
+	case p.ReturnCode == mqttsn.RejectedInvalidTopicID && o.idType == mqttsn.TopicNormal && !o.reregistered:
+		// The client lost the id: correct the assignment and try once more
+		// (MQTT-SN 1.2 §6.10).
+		s.reg.forget(o.topicID)
+		id, ok := s.reg.assign(o.d.Topic, false, s.opts().MaxTopicsPerClient)
+		if !ok {
+			s.drop(o.d)
+			break
+		}
+		s.register(o.d, id)
+		s.out.reregistered = true
+		return
+	default:
+		s.drop(o.d)
+	}
+	s.pump()
+}
+
+func (s *session) onPubRec(p *mqttsn.PubRec) {
+	if s.out.kind != outPublish || p.MsgID != s.out.msgID || s.out.d.QoS != 2 {
+		if s.out.kind == outPubRel && p.MsgID == s.out.msgID {
+			s.send(&mqttsn.PubRel{MsgID: p.MsgID}) // our PUBREL was lost
+			return
+		}
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	_ = s.bs.Received(s.out.d.PacketID)
+	s.startOut(outbound{kind: outPubRel, msgID: p.MsgID, d: s.out.d})
+	s.send(&mqttsn.PubRel{MsgID: p.MsgID})
+}
+
+func (s *session) onPubComp(p *mqttsn.PubComp) {
+	if s.out.kind != outPubRel || p.MsgID != s.out.msgID {
+		s.g().stats.unexpected.Add(1)
+		return
+	}
+	_ = s.bs.Complete(s.out.d.PacketID)
+	s.out = outbound{}
+	s.pump()
+}
+
+// startOut makes o the message in flight and arms its retransmission.
+func (s *session) startOut(o outbound) {
+	o.retryAt = time.Now().Add(s.opts().RetryInterval)
+	s.out = o
+}
+
+// retransmit sends the message in flight again (MQTT-SN 1.2 §6.13,
+// spec-interpretation #25).
+func (s *session) retransmit() {
+	o := &s.out
+	o.retryAt = time.Now().Add(s.opts().RetryInterval)
+	switch o.kind {
+	case outWillTopic:
+		s.send(&mqttsn.WillTopicReq{})
+	case outWillMsg:
+		s.send(&mqttsn.WillMsgReq{})
+	case outRegister:
+		s.send(&mqttsn.Register{TopicID: o.topicID, MsgID: o.msgID, TopicName: o.d.Topic})
+	case outPublish:
+		d := o.d
+		s.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS(d.QoS), Retain: d.Retain, TopicIDType: o.idType,
+			TopicID: o.topicID, MsgID: o.msgID, Data: d.Payload})
+	case outPubRel:
+		s.send(&mqttsn.PubRel{MsgID: o.msgID})
+	}
+}
+
+// Keep-alive, sleep and disconnect (MQTT-SN 1.2 §6.11, §6.12, §6.14).
+
+func (s *session) onPingReq() {
+	switch s.state {
+	case stAsleep:
+		s.wakeUp()
+	case stAwake:
+		// A repeated wake PINGREQ: the flush is under way; PINGRESP ends it.
+	default:
+		s.send(&mqttsn.PingResp{})
+	}
+}
+
+// onWakeFromNewAddress handles PINGREQ(ClientId) from an address with no
+// session: a sleeping client that moved.
+func (sh *shard) onWakeFromNewAddress(ev event) {
+	pkt, err := sh.parser.Parse(ev.data)
+	if err != nil {
+		sh.g.malformed(ev.key.link, ev.addr, err)
+		return
+	}
+	s := sh.byID[pkt.(*mqttsn.PingReq).ClientID]
+	if s == nil || (s.state != stAsleep && s.state != stAwake) {
+		sh.g.stats.unknownSender.Add(1)
+		sh.g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.Disconnect{})
+		return
+	}
+	s.rebind(ev.key, ev.addr, ev.node)
+	if s.state == stAsleep {
+		s.wakeUp()
+	}
+	s.reschedule()
+}
+
+// wakeUp starts an awake window: everything buffered is sent, then
+// PINGRESP (MQTT-SN 1.2 §6.14).
+func (s *session) wakeUp() {
+	s.state = stAwake
+	s.g().stats.wakes.Add(1)
+	if s.out.kind != outNone {
+		s.retransmit() // interrupted by the sleep
+		return
+	}
+	s.pump()
+}
+
+func (s *session) onDisconnect(p *mqttsn.Disconnect) {
+	g := s.g()
+	// The acknowledgement never carries a Duration (spec-interpretation #11).
+	s.send(&mqttsn.Disconnect{})
+	if p.HasDuration && p.Duration > 0 && s.state != stConnecting {
+		s.sleepFor = min(time.Duration(p.Duration)*time.Second, s.opts().MaxSleepDuration)
+		s.state = stAsleep
+		s.lastHeard = time.Now()
+		g.stats.sleeps.Add(1)
+		g.log.Info("mqtt-sn client asleep", "client", s.clientID, "addr", s.addr, "duration", s.sleepFor)
+		return
+	}
+	g.stats.disconnects.Add(1)
+	g.log.Info("mqtt-sn client disconnected", "client", s.clientID, "addr", s.addr)
+	s.end(false)
+}
+
+// onBrokerDisconnected handles the broker ending the session: another
+// connection took over the ClientId, or the broker is closing.
+func (s *session) onBrokerDisconnected() {
+	s.bs = nil
+	s.send(&mqttsn.Disconnect{})
+	s.g().log.Info("mqtt-sn client disconnected by the broker", "client", s.clientID, "addr", s.addr)
+	s.end(false)
+}
+
+// lose declares the client lost: its Will is published (MQTT-SN 1.2
+// §6.14, spec-interpretation #14).
+func (s *session) lose(why string) {
+	g := s.g()
+	g.stats.lost.Add(1)
+	g.log.Info("mqtt-sn client lost", "client", s.clientID, "addr", s.addr, "reason", why)
+	s.end(true)
+}
+
+// end closes the connection: the Will is published when sendWill is set;
+// a CleanSession=0 session is kept for a later CONNECT, any other removed.
+func (s *session) end(sendWill bool) {
+	if sendWill && s.willTopic != "" && s.bs != nil {
+		// The broker takes ownership of the payload; the session keeps its
+		// own copy for a later loss.
+		err := s.bs.Publish(mqttcore.Message{Topic: s.willTopic, Payload: copyBytes(s.willMsg), QoS: s.willQoS, Retain: s.willRetain})
+		if err != nil {
+			s.g().logProtocol("mqtt-sn will refused", "client", s.clientID, "topic", s.willTopic, "err", err)
+		}
+	}
+	if !s.persistent {
+		s.remove()
+		return
+	}
+	s.toDisconnected()
+}
+
+// toDisconnected keeps the session for a later CleanSession=0 CONNECT.
+func (s *session) toDisconnected() {
+	if s.bs != nil {
+		s.bs.Disconnect(mqttcore.DisconnectOptions{})
+		s.bs = nil
+	}
+	s.out = outbound{}
+	s.pending = nil
+	s.unbindAddr()
+	s.state = stDisconnected
+	s.goneAt = time.Now()
+	s.reschedule()
+}
+
+// remove forgets the session entirely and frees its slot.
+func (s *session) remove() {
+	if s.gone {
+		return
+	}
+	if s.bs != nil {
+		s.bs.Disconnect(mqttcore.DisconnectOptions{})
+		s.bs = nil
+	}
+	s.unbindAddr()
+	s.sh.schedule(s, time.Time{})
+	delete(s.sh.byID, s.clientID)
+	s.gone = true
+	s.g().sessions.Add(-1)
+}
+
+// shutdown ends the session when the gateway closes, without its Will.
+func (s *session) shutdown() {
+	if s.bs != nil {
+		s.bs.Disconnect(mqttcore.DisconnectOptions{})
+		s.bs = nil
+	}
+	s.unbindAddr()
+}
+
+// Timers.
+
+// deadline returns when the session next needs attention, or zero.
+func (s *session) deadline() time.Time {
+	var t time.Time
+	earliest := func(c time.Time) {
+		if !c.IsZero() && (t.IsZero() || c.Before(t)) {
+			t = c
+		}
+	}
+	tol := s.opts().KeepAliveTolerance
+	switch s.state {
+	case stActive:
+		if s.keepAlive > 0 {
+			earliest(s.lastHeard.Add(time.Duration(float64(s.keepAlive) * tol)))
+		}
+	case stAsleep:
+		earliest(s.lastHeard.Add(time.Duration(float64(s.sleepFor) * tol)))
+	case stDisconnected:
+		earliest(s.goneAt.Add(s.opts().SessionExpiry))
+	}
+	if s.out.kind != outNone && s.state != stAsleep {
+		earliest(s.out.retryAt)
+	}
+	return t
+}
+
+// reschedule puts the session's deadline into the shard's heap.
+func (s *session) reschedule() {
+	if s.gone {
+		return
+	}
+	if d := s.deadline(); !d.Equal(s.when) {
+		s.sh.schedule(s, d)
+	}
+}
+
+// onTimer runs when the session's deadline has passed.
+func (s *session) onTimer(now time.Time) {
+	g := s.g()
+	tol := s.opts().KeepAliveTolerance
+	switch {
+	case s.state == stDisconnected:
+		if !now.Before(s.goneAt.Add(s.opts().SessionExpiry)) {
+			s.remove()
+			return
+		}
+	case s.state == stActive && s.keepAlive > 0 && !now.Before(s.lastHeard.Add(time.Duration(float64(s.keepAlive)*tol))):
+		s.lose("keep-alive timeout")
+		return
+	case s.state == stAsleep && !now.Before(s.lastHeard.Add(time.Duration(float64(s.sleepFor)*tol))):
+		s.lose("sleep timeout")
+		return
+	}
+	if s.out.kind != outNone && s.state != stAsleep && !now.Before(s.out.retryAt) {
+		if s.out.tries >= s.opts().RetryCount {
+			if s.state == stConnecting {
+				g.log.Info("mqtt-sn connect abandoned: no answer to the Will exchange", "client", s.clientID, "addr", s.addr)
+				s.abortConnect()
+				return
+			}
+			s.lose("no answer to retransmissions")
+			return
+		}
+		s.out.tries++
+		g.stats.retransmissions.Add(1)
+		s.retransmit()
+	}
+	s.reschedule()
+}

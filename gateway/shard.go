@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"container/heap"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/snwgw/snwgw/mqttsn"
+)
+
+// eventKind says what an event carries to a shard.
+type eventKind uint8
+
+const (
+	evPacket  eventKind = iota // a datagram for sess
+	evConnect                  // a CONNECT from an address with no session
+	evWake                     // a PINGREQ with ClientId from an address with no session
+)
+
+// event is the unit of work a read loop hands to a shard.
+type event struct {
+	kind eventKind
+	sess *session
+	key  addrKey  // evConnect, evWake: where the datagram came from
+	addr net.Addr // evConnect, evWake: the address to answer
+	node []byte   // evConnect, evWake: forwarder Wireless Node Id
+	data []byte   // the datagram, owned by the event
+}
+
+// shardInbox bounds the events waiting for a shard. A full inbox blocks the
+// read loop, which leaves datagrams in the socket's receive buffer (sized
+// for bursts by the transport) instead of dropping them here.
+const shardInbox = 4096
+
+// shard owns a share of the sessions: their state, their timers, and the
+// clients' ClientId index.
+type shard struct {
+	g      *Gateway
+	in     chan event
+	wakeCh chan struct{} // capacity 1: there are sessions on woken
+
+	wakeMu sync.Mutex
+	woken  []*session // sessions the broker notified; guarded by wakeMu
+
+	// Everything below is owned by the shard goroutine.
+	byID   map[string]*session
+	timers timerHeap
+	parser mqttsn.Parser
+	out    []byte // encoding buffer
+	spare  []*session
+}
+
+func newShard(g *Gateway) *shard {
+	return &shard{
+		g:      g,
+		in:     make(chan event, shardInbox),
+		wakeCh: make(chan struct{}, 1),
+		byID:   make(map[string]*session),
+	}
+}
+
+// post hands ev to the shard, waiting while its inbox is full unless the
+// gateway is closing.
+func (sh *shard) post(ev event) {
+	select {
+	case sh.in <- ev:
+	case <-sh.g.closing:
+	}
+}
+
+// wake queues s for a look at its broker deliveries. It never blocks: it is
+// called by the broker from any goroutine.
+func (sh *shard) wake(s *session) {
+	sh.wakeMu.Lock()
+	sh.woken = append(sh.woken, s)
+	sh.wakeMu.Unlock()
+	select {
+	case sh.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (sh *shard) run() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := time.Time{}
+	defer func() {
+		timer.Stop()
+		for _, s := range sh.byID {
+			s.shutdown()
+		}
+	}()
+	for {
+		// Keep one runtime timer for the earliest session deadline.
+		if len(sh.timers) > 0 {
+			if next := sh.timers[0].when; !next.Equal(armed) {
+				timer.Reset(time.Until(next))
+				armed = next
+			}
+		} else if !armed.IsZero() {
+			timer.Stop()
+			armed = time.Time{}
+		}
+		select {
+		case ev := <-sh.in:
+			sh.handle(ev)
+		case <-sh.wakeCh:
+			sh.wakeMu.Lock()
+			list := sh.woken
+			sh.woken = sh.spare[:0]
+			sh.wakeMu.Unlock()
+			for i, s := range list {
+				s.onNotify()
+				list[i] = nil
+			}
+			sh.spare = list
+		case <-timer.C:
+			armed = time.Time{}
+			sh.fireTimers(time.Now())
+		case <-sh.g.closing:
+			return
+		}
+	}
+}
+
+func (sh *shard) handle(ev event) {
+	switch ev.kind {
+	case evPacket:
+		if ev.sess.gone {
+			return // removed while the datagram was queued
+		}
+		ev.sess.onDatagram(ev.data)
+	case evConnect:
+		sh.onConnect(ev)
+	case evWake:
+		sh.onWakeFromNewAddress(ev)
+	}
+}
+
+// fireTimers runs every session deadline that has passed.
+func (sh *shard) fireTimers(now time.Time) {
+	for len(sh.timers) > 0 && !sh.timers[0].when.After(now) {
+		s := heap.Pop(&sh.timers).(*session)
+		s.when = time.Time{}
+		s.onTimer(now)
+	}
+}
+
+// schedule sets s's single deadline; a zero time cancels it.
+func (sh *shard) schedule(s *session, when time.Time) {
+	switch {
+	case when.IsZero() && s.heapIdx >= 0:
+		heap.Remove(&sh.timers, s.heapIdx)
+		s.when = time.Time{}
+	case when.IsZero():
+	case s.heapIdx >= 0:
+		s.when = when
+		heap.Fix(&sh.timers, s.heapIdx)
+	default:
+		s.when = when
+		heap.Push(&sh.timers, s)
+	}
+}
+
+// timerHeap orders sessions by deadline (container/heap).
+type timerHeap []*session
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx = i
+	h[j].heapIdx = j
+}
+func (h *timerHeap) Push(x any) {
+	s := x.(*session)
+	s.heapIdx = len(*h)
+	*h = append(*h, s)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	s.heapIdx = -1
+	*h = old[:len(old)-1]
+	return s
+}

@@ -1,0 +1,77 @@
+package gateway
+
+import "sync/atomic"
+
+// counters are updated from every goroutine of the gateway.
+type counters struct {
+	received, sent                 atomic.Uint64
+	malformed, readErrors          atomic.Uint64
+	writeErrors, encodeErrors      atomic.Uint64
+	tooLarge                       atomic.Uint64
+	unknownSender, refused         atomic.Uint64
+	published, qosMinus1Dropped    atomic.Uint64
+	unknownTopic, publishRefused   atomic.Uint64
+	delivered, deliveryDropped     atomic.Uint64
+	connects, disconnects, lost    atomic.Uint64
+	sleeps, wakes, retransmissions atomic.Uint64
+	ignoredMsgID, unexpected       atomic.Uint64
+}
+
+// Stats is a snapshot of the gateway's counters since it started.
+type Stats struct {
+	Sessions         int64  // sessions held now
+	Received         uint64 // datagrams read from links
+	Sent             uint64 // datagrams written to links
+	Malformed        uint64 // datagrams the codec rejected
+	ReadErrors       uint64
+	WriteErrors      uint64
+	EncodeErrors     uint64
+	TooLarge         uint64 // messages dropped as larger than their link carries
+	UnknownSender    uint64 // datagrams from addresses with no session, answered DISCONNECT
+	Refused          uint64 // CONNECTs refused
+	Published        uint64 // messages clients published to the broker
+	QoSMinus1Dropped uint64 // QoS -1 messages with no usable topic, or refused
+	UnknownTopic     uint64 // PUBLISHes naming a topic id the client never got
+	PublishRefused   uint64 // PUBLISHes the broker refused (authorisation, invalid topic)
+	Delivered        uint64 // messages sent to clients
+	DeliveryDropped  uint64 // messages for clients dropped: topic refused, too large, id space full
+	Connects         uint64
+	Disconnects      uint64
+	Lost             uint64 // clients lost by keep-alive, sleep or retransmission timeout
+	Sleeps           uint64
+	Wakes            uint64
+	Retransmissions  uint64
+	IgnoredMsgID     uint64 // QoS 0 / -1 PUBLISHes with a non-zero MsgId (spec-interpretation #8)
+	Unexpected       uint64 // messages that made no sense in the session's state
+}
+
+// Stats returns the gateway's counters.
+func (g *Gateway) Stats() Stats {
+	c := &g.stats
+	return Stats{
+		Sessions:         g.sessions.Load(),
+		Received:         c.received.Load(),
+		Sent:             c.sent.Load(),
+		Malformed:        c.malformed.Load(),
+		ReadErrors:       c.readErrors.Load(),
+		WriteErrors:      c.writeErrors.Load(),
+		EncodeErrors:     c.encodeErrors.Load(),
+		TooLarge:         c.tooLarge.Load(),
+		UnknownSender:    c.unknownSender.Load(),
+		Refused:          c.refused.Load(),
+		Published:        c.published.Load(),
+		QoSMinus1Dropped: c.qosMinus1Dropped.Load(),
+		UnknownTopic:     c.unknownTopic.Load(),
+		PublishRefused:   c.publishRefused.Load(),
+		Delivered:        c.delivered.Load(),
+		DeliveryDropped:  c.deliveryDropped.Load(),
+		Connects:         c.connects.Load(),
+		Disconnects:      c.disconnects.Load(),
+		Lost:             c.lost.Load(),
+		Sleeps:           c.sleeps.Load(),
+		Wakes:            c.wakes.Load(),
+		Retransmissions:  c.retransmissions.Load(),
+		IgnoredMsgID:     c.ignoredMsgID.Load(),
+		Unexpected:       c.unexpected.Load(),
+	}
+}
