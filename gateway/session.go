@@ -155,6 +155,7 @@ func (sh *shard) onConnect(ev event) {
 	}
 	s.rebind(ev.key, ev.addr, ev.node)
 	s.connect(p)
+	s.reschedule()
 }
 
 // admit checks a CONNECT against the gateway's rules
