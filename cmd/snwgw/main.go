@@ -33,8 +33,10 @@ func main() {
 const usage = `usage: snwgw <command> [arguments]
 
 commands:
-  version   print the version, the Go version and the build's VCS revision
-  help      print this text
+  serve          run the gateway and its broker (snwgw serve --help for flags)
+  config check   validate a configuration file and print the effective configuration
+  version        print the version, the Go version and the build's VCS revision
+  help           print this text
 `
 
 // usageError marks a mistake in the command line, which main answers with
@@ -50,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no command given"}
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return runServe(ctx, rest, stderr, nil)
+	case "config":
+		return runConfig(rest, stdout)
 	case "version", "-version", "--version":
 		return runVersion(rest, stdout)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestGatewayTomlDocumentsTheDefaults keeps the repository's gateway.toml
+// true: loading it must give exactly the configuration serve runs with no
+// file at all.
+func TestGatewayTomlDocumentsTheDefaults(t *testing.T) {
+	fromFile, err := loadConfig(filepath.Join("..", "..", "gateway.toml"))
+	require.NoError(t, err)
+	defaults, err := loadConfig("")
+	require.NoError(t, err)
+	a, err := fromFile.effective()
+	require.NoError(t, err)
+	b, err := defaults.effective()
+	require.NoError(t, err)
+	assert.Equal(t, encode(t, b), encode(t, a))
+}
+
+func encode(t *testing.T, c *Config) string {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, toml.NewEncoder(&buf).Encode(c))
+	return buf.String()
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gateway.toml")
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		line       int
+		key        string
+		is         error
+	}{
+		{"unknown key", "version = 1\n[gateway]\nretry_intervl = \"5s\"\n", 3, "gateway.retry_intervl", errUnknownKey},
+		{"unknown table", "[gatway]\nid = 1\n", 1, "gatway", errUnknownKey},
+		{"wrong type", "[gateway]\n\nretry_count = \"three\"\n", 3, "gateway.retry_count", nil},
+		{"bad duration", "[gateway]\nretry_interval = \"10 sec\"\n", 2, "", nil},
+		{"syntax", "[gateway\n", 2, "", nil}, // where the decoder finds the table name unterminated
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.text)
+			_, err := loadConfig(p)
+			var ce *ConfigError
+			require.True(t, errors.As(err, &ce), "got %v", err)
+			assert.Equal(t, p, ce.Path)
+			assert.Equal(t, tc.line, ce.Line, "error: %v", err)
+			if tc.key != "" {
+				assert.Equal(t, tc.key, ce.Key)
+			}
+			if tc.is != nil {
+				assert.ErrorIs(t, err, tc.is)
+			}
+		})
+	}
+}
+
+func TestConfigRejectsInvalidValues(t *testing.T) {
+	for name, text := range map[string]string{
+		"version":          "version = 2\n",
+		"log level":        "[log]\nlevel = \"loud\"\n",
+		"log format":       "[log]\nformat = \"xml\"\n",
+		"gateway id":       "[gateway]\nid = 300\n",
+		"tolerance":        "[gateway]\nkeepalive_tolerance = 0.5\n",
+		"sleep policy":     "[gateway]\nsleep_buffer_policy = \"drop-newest\"\n",
+		"predefined key":   "[gateway.predefined]\nabc = \"a/b\"\n",
+		"predefined id 0":  "[gateway.predefined]\n0 = \"a/b\"\n",
+		"predefined topic": "[gateway.predefined]\n1 = \"a/+\"\n",
+		"udp address":      "[[udp]]\naddress = \"localhost\"\n",
+		"parity":           "[[serial]]\ndevice = \"/dev/null\"\nparity = \"sometimes\"\n",
+		"stop bits":        "[[serial]]\ndevice = \"/dev/null\"\nstop_bits = \"3\"\n",
+		"api mode":         "[[serial]]\ndevice = \"/dev/null\"\nframing = \"xbee\"\nxbee_api_mode = 3\n",
+		"size":             "[[udp]]\nreceive_buffer = \"lots\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, text))
+			var ce *ConfigError
+			require.True(t, errors.As(err, &ce), "got %v", err)
+		})
+	}
+}
+
+func TestConfigCheckPrintsEffectiveConfiguration(t *testing.T) {
+	p := writeConfig(t, "[gateway]\nid = 7\n[gateway.predefined]\n1 = \"sensors/t\"\n")
+	var out bytes.Buffer
+	require.NoError(t, runConfig([]string{"check", p}, &out))
+	assert.Contains(t, out.String(), "id = 7")
+	assert.Contains(t, out.String(), `retry_interval = "10s"`)
+	assert.Contains(t, out.String(), `1 = "sensors/t"`)
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/snwgw/snwgw/gateway"
+	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/transport"
+)
+
+// listFlag collects a flag given several times.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// shutdownTimeout bounds a graceful shutdown after SIGINT or SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+// runServe runs the gateway and its broker until ctx is cancelled.
+// ready, if not nil, is called with the running server once every link is
+// up; tests use it to learn the addresses of ports chosen by the kernel.
+func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*server)) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath string
+		udp        listFlag
+		logLevel   string
+	)
+	fs.StringVar(&configPath, "config", "", "configuration file (default: the built-in defaults)")
+	fs.Var(&udp, "udp", "MQTT-SN UDP listen address, replacing the configured ones (repeatable)")
+	fs.StringVar(&logLevel, "log-level", "", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	if len(udp) > 0 {
+		cfg.UDP = nil
+		for _, a := range udp {
+			cfg.UDP = append(cfg.UDP, UDPConfig{Address: a})
+		}
+	}
+	if logLevel != "" {
+		cfg.Log.Level = logLevel
+		if _, err := cfg.logLevel(); err != nil {
+			return usageError{"--log-level: " + err.Error()}
+		}
+	}
+	if len(cfg.UDP) == 0 && len(cfg.Serial) == 0 {
+		cfg.UDP = []UDPConfig{{}} // MQTT-SN on UDP port 1883
+	}
+	srv, err := startServer(ctx, cfg, cfg.logger(stderr))
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(srv)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.close(sctx)
+}
+
+// server is a running gateway with its broker and links.
+type server struct {
+	log     *slog.Logger
+	broker  *mqttcore.Broker
+	gw      *gateway.Gateway
+	udp     []*transport.UDPConn
+	serial  []*transport.SerialLink
+	stopCtx context.CancelFunc
+}
+
+func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server, err error) {
+	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &server{log: log, stopCtx: stop}
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			_ = s.close(cctx)
+		}
+	}()
+	s.broker, err = mqttcore.New(cfg.brokerOptions(log.With("component", "broker")))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.broker.Start(lctx); err != nil {
+		return nil, err
+	}
+	gopts, err := cfg.gatewayOptions(log.With("component", "gateway"))
+	if err != nil {
+		return nil, err
+	}
+	s.gw, err = gateway.New(s.broker, gopts)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range cfg.UDP {
+		opts, err := u.options(log.With("component", "udp"))
+		if err != nil {
+			return nil, err
+		}
+		conn, err := transport.ListenUDP(lctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.udp = append(s.udp, conn)
+		l := gateway.Link{Name: "udp " + conn.LocalAddr().String(), Conn: conn, MaxPacketSize: u.MaxPacketSize}
+		if u.Advertise == nil || *u.Advertise {
+			l.Broadcast = conn.BroadcastAddr()
+		}
+		if err := s.gw.Serve(l); err != nil {
+			return nil, err
+		}
+		for _, j := range conn.MulticastJoins() {
+			if j.Err != nil {
+				log.Warn("multicast group not joined: SEARCHGW sent to it will not be heard", "group", j.Group, "interface", j.Interface, "err", j.Err)
+			}
+		}
+		log.Info("mqtt-sn listening", "link", l.Name, "receive_buffer", conn.RecvBufferSize())
+	}
+	for _, sc := range cfg.Serial {
+		opts, err := sc.options(log.With("component", "serial", "device", sc.Device))
+		if err != nil {
+			return nil, err
+		}
+		link, err := transport.OpenSerial(lctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.serial = append(s.serial, link)
+		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: sc.MaxPacketSize}
+		if sc.Framing == transport.FramingXBee && sc.Advertise {
+			l.Broadcast = transport.XBeeBroadcast
+		}
+		if err := s.gw.Serve(l); err != nil {
+			return nil, err
+		}
+		log.Info("mqtt-sn listening", "link", l.Name)
+	}
+	return s, nil
+}
+
+// close stops the links, the gateway and the broker, in that order, so no
+// datagram arrives at a gateway whose broker is gone.
+func (s *server) close(ctx context.Context) error {
+	var errs []error
+	if s.gw != nil {
+		errs = append(errs, s.gw.Close(ctx))
+	}
+	for _, c := range s.udp {
+		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range s.serial {
+		_ = l.Close()
+	}
+	if s.broker != nil {
+		errs = append(errs, s.broker.Close(ctx))
+	}
+	s.stopCtx()
+	s.log.Info("snwgw stopped")
+	return errors.Join(errs...)
+}
