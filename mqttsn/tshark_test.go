@@ -3,23 +3,17 @@
 package mqttsn_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/snwgw/snwgw/internal/testpeer"
+	"github.com/snwgw/snwgw/internal/tsharktest"
 	"github.com/snwgw/snwgw/mqttsn"
 	"github.com/snwgw/snwgw/mqttsn/mqttsntest"
 )
@@ -35,40 +29,18 @@ var tsharkFields = []string{
 	"mqttsn.control.info", "mqttsn.wireless.node.id", "_ws.malformed",
 }
 
-// tsharkDissector describes the MQTT-SN dissector of the installed tshark.
-// Wireshark 4.0 (Debian 12) has defects that later versions fixed; the
-// test skips a field only where the dissector, not the codec, is wrong.
-type tsharkDissector struct {
-	version string
-	// legacy is true for 4.0 and older, whose dissector shows the
-	// TopicIdType instead of QoS and Retain in WILLTOPIC, WILLTOPICUPD and
-	// SUBACK, shows neither DUP nor QoS in SUBSCRIBE, decodes a pre-defined
-	// SUBSCRIBE/UNSUBSCRIBE topic id as a string, shows a short PUBLISH
-	// topic as a number, and flags the valid 2-octet empty WILLTOPIC and
-	// WILLTOPICUPD as malformed.
-	legacy bool
-}
-
-func tsharkVersion(t *testing.T, ctx context.Context, tshark string) tsharkDissector {
-	t.Helper()
-	out, err := exec.CommandContext(ctx, tshark, "--version").Output()
-	require.NoError(t, err)
-	m := regexp.MustCompile(`(\d+)\.(\d+)\.(\d+)`).FindStringSubmatch(string(out))
-	require.NotNil(t, m, "tshark --version: %s", out)
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	return tsharkDissector{version: m[0], legacy: major < 4 || major == 4 && minor == 0}
-}
+// tsharkDissector adds the codec's expectations to the installed
+// dissector's description.
+type tsharkDissector struct{ tsharktest.Dissector }
 
 // TestTshark sends the encoding of every table packet over loopback UDP,
 // captures it with tshark and checks that Wireshark's independent MQTT-SN
 // dissector reads the same fields, message by message.
 func TestTshark(t *testing.T) {
-	tshark := testpeer.Look(t, "tshark", "tshark")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	ver := tsharkVersion(t, ctx, tshark)
-	t.Logf("tshark %s (legacy dissector: %v)", ver.version, ver.legacy)
+	ver := tsharkDissector{tsharktest.Find(t, ctx)}
+	t.Logf("tshark %s (legacy dissector: %v)", ver.Version, ver.Legacy)
 
 	cases := mqttsntest.Cases
 	msgs := make([][]byte, len(cases))
@@ -86,74 +58,17 @@ func TestTshark(t *testing.T) {
 	require.NoError(t, err)
 	defer tx.Close()
 
-	pcap := filepath.Join(t.TempDir(), "mqttsn.pcapng")
-	capture := exec.CommandContext(ctx, tshark, "-i", "lo", "-f", fmt.Sprintf("udp dst port %d", port),
-		"-c", strconv.Itoa(len(msgs)), "-w", pcap)
-	// tshark captures through a dumpcap child; on cancellation, kill both.
-	capture.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	capture.Cancel = func() error { return syscall.Kill(-capture.Process.Pid, syscall.SIGKILL) }
-	stderr, err := capture.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, capture.Start())
-	// tshark prints "Capturing on 'lo'" before dumpcap has the socket
-	// open: datagrams sent at that point are lost. "Capture started"
-	// follows once dumpcap reports that it is capturing.
-	ready := make(chan struct{})
-	exited := make(chan string, 1) // tshark's stderr, once it has closed it
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(stderr)
-		started := false
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if !started && strings.Contains(sc.Text(), "Capture started") {
-				started = true
-				close(ready)
-			}
-		}
-		exited <- log.String()
-	}()
-	defer func() {
-		cancel() // stops tshark if the test ends early
-		_ = capture.Wait()
-	}()
-	select {
-	case <-ready:
-	case log := <-exited:
-		t.Fatalf("tshark stopped before capturing:\n%s", log)
-	case <-ctx.Done():
-		t.Fatalf("tshark did not start capturing: %v", ctx.Err())
-	}
-
+	capture := ver.Start(t, ctx, fmt.Sprintf("udp dst port %d", port), len(msgs))
 	for i, m := range msgs {
 		_, err := tx.Write(m)
 		require.NoError(t, err, cases[i].Name)
 	}
-	select {
-	case log := <-exited:
-		t.Logf("capture: %s", strings.TrimSpace(log))
-	case <-ctx.Done():
-		out, _ := exec.Command(tshark, "-r", pcap).CombinedOutput()
-		t.Fatalf("tshark did not capture %d packets: %v\n%s", len(msgs), ctx.Err(), out)
-	}
-
-	args := []string{"-r", pcap, "-d", fmt.Sprintf("udp.port==%d,mqttsn", port), "-T", "fields",
-		"-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"}
-	for _, f := range tsharkFields {
-		args = append(args, "-e", f)
-	}
-	out, err := exec.CommandContext(ctx, tshark, args...).Output()
-	require.NoError(t, err)
-	rows := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	capture.Wait(t, ctx)
+	rows := capture.Fields(t, ctx, port, tsharkFields)
 	require.Len(t, rows, len(msgs), "one decoded row per datagram")
 
 	for i, c := range cases {
-		cols := strings.Split(rows[i], "\t")
-		require.Len(t, cols, len(tsharkFields), "row %d", i+1)
-		got := map[string]string{}
-		for j, f := range tsharkFields {
-			got[f] = cols[j]
-		}
+		got := rows[i]
 		want, malformedOK := ver.expect(t, c.Packet, len(msgs[i]))
 		for f, v := range want {
 			assert.Equal(t, v, got[f], "%s (frame %d, %x): %s", c.Name, i+1, msgs[i], f)
@@ -222,7 +137,7 @@ func (d tsharkDissector) expect(t *testing.T, p mqttsn.Packet, n int) (map[strin
 		w["mqttsn.topic.id.type"] = hex(byte(p.TopicIDType))
 		w["mqttsn.msg.id"] = num(p.MsgID)
 		switch {
-		case p.LongTopic() && d.legacy:
+		case p.LongTopic() && d.Legacy:
 			// The dissector does not know the long-topic-name form, so it
 			// shows the raw layout: the TopicId field holds the name length
 			// and the payload starts with the name.
@@ -230,7 +145,7 @@ func (d tsharkDissector) expect(t *testing.T, p mqttsn.Packet, n int) (map[strin
 			w["mqttsn.pub.msg"] = p.TopicName + string(p.Data)
 		case p.LongTopic():
 			// Not verified against newer dissectors; compare only the header.
-		case p.TopicIDType == mqttsn.TopicShort && !d.legacy:
+		case p.TopicIDType == mqttsn.TopicShort && !d.Legacy:
 			w["mqttsn.topic"] = mqttsn.ShortTopicName(p.TopicID)
 			w["mqttsn.pub.msg"] = string(p.Data)
 		default: // 4.0 shows a short topic name as the number it is on the wire
@@ -248,7 +163,7 @@ func (d tsharkDissector) expect(t *testing.T, p mqttsn.Packet, n int) (map[strin
 	case *mqttsn.PubComp:
 		w["mqttsn.msg.id"] = num(p.MsgID)
 	case *mqttsn.Subscribe:
-		if !d.legacy { // 4.0 shows neither DUP nor QoS in SUBSCRIBE
+		if !d.Legacy { // 4.0 shows neither DUP nor QoS in SUBSCRIBE
 			w["mqttsn.dup"] = flag(p.DUP)
 			w["mqttsn.qos"] = qos(p.QoS)
 		}
@@ -256,7 +171,7 @@ func (d tsharkDissector) expect(t *testing.T, p mqttsn.Packet, n int) (map[strin
 	case *mqttsn.Unsubscribe:
 		d.expectTopicRef(w, p.TopicIDType, p.MsgID, p.TopicName, p.TopicID)
 	case *mqttsn.SubAck:
-		if !d.legacy { // 4.0 shows the flags as a TopicIdType
+		if !d.Legacy { // 4.0 shows the flags as a TopicIdType
 			w["mqttsn.qos"] = qos(p.QoS)
 		}
 		w["mqttsn.topic.id"] = num(p.TopicID)
@@ -301,10 +216,10 @@ func (d tsharkDissector) expect(t *testing.T, p mqttsn.Packet, n int) (map[strin
 
 func (d tsharkDissector) expectWillTopic(w map[string]string, q mqttsn.QoS, retain bool, topic string) (malformedOK bool) {
 	if topic == "" {
-		return d.legacy // 4.0 flags the valid 2-octet form as malformed
+		return d.Legacy // 4.0 flags the valid 2-octet form as malformed
 	}
 	w["mqttsn.will.topic"] = topic
-	if !d.legacy { // 4.0 shows the flags as a TopicIdType
+	if !d.Legacy { // 4.0 shows the flags as a TopicIdType
 		w["mqttsn.qos"] = fmt.Sprintf("0x%02x", byte(q)&0b11)
 		if retain {
 			w["mqttsn.retain"] = "1"
@@ -322,11 +237,11 @@ func (d tsharkDissector) expectTopicRef(w map[string]string, tt mqttsn.TopicIDTy
 		name = mqttsn.ShortTopicName(id) // tshark shows the two octets as text
 	}
 	switch {
-	case tt == mqttsn.TopicPredefined && d.legacy:
+	case tt == mqttsn.TopicPredefined && d.Legacy:
 		// 4.0 reads the id as a string ("Trailing stray characters").
 	case tt == mqttsn.TopicPredefined:
 		w["mqttsn.topic.id"] = strconv.Itoa(int(id))
-	case d.legacy:
+	case d.Legacy:
 		w["mqttsn.topic.name.or.id"] = name
 	default:
 		w["mqttsn.topic"] = name
