@@ -80,7 +80,7 @@ func TestGatewayOutputDecodedByTshark(t *testing.T) {
 	send(&mqttsn.PubRel{MsgID: 2})
 	next() // PUBCOMP
 	send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 3, TopicName: "t/#"})
-	next() // SUBACK with topic id 0
+	next()         // SUBACK with topic id 0
 	pub := g.qosM1 // any broker session can publish
 	require.NoError(t, pub.Publish(mqttcore.Message{Topic: "t/b", Payload: []byte("to client"), QoS: 1}))
 	r := next().(*mqttsn.Register)
