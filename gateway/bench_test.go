@@ -27,6 +27,7 @@ type injectConn struct {
 	once    sync.Once
 	written atomic.Int64
 	reply   chan struct{} // if set, receives a token per write
+	replies chan []byte   // if set, receives a copy of each write
 }
 
 type injected struct {
@@ -51,6 +52,9 @@ func (c *injectConn) WriteToUDPAddrPort(b []byte, _ netip.AddrPort) (int, error)
 	c.written.Add(1)
 	if c.reply != nil {
 		c.reply <- struct{}{}
+	}
+	if c.replies != nil {
+		c.replies <- append([]byte(nil), b...)
 	}
 	return len(b), nil
 }
@@ -169,8 +173,25 @@ func TestMemoryPerIdleClient(t *testing.T) {
 	require.NoError(t, err)
 	defer g.Close(context.Background())
 	conn := newInjectConn()
-	conn.reply = make(chan struct{}, 1024)
+	conn.replies = make(chan []byte, 16)
 	require.NoError(t, g.Serve(Link{Name: "mem", Conn: conn}))
+	// Each client waits for every answer, as MQTT-SN 1.2 clients do, and
+	// every answer must be an acceptance, so the figure is for sessions
+	// that really hold a topic id and a subscription.
+	ask := func(ap netip.AddrPort, p mqttsn.Packet, want mqttsn.MsgType) {
+		conn.in <- injected{encode(t, p), ap}
+		reply, err := mqttsn.Parse(<-conn.replies)
+		require.NoError(t, err)
+		require.Equal(t, want, reply.Type())
+		switch r := reply.(type) {
+		case *mqttsn.ConnAck:
+			require.Equal(t, mqttsn.Accepted, r.ReturnCode)
+		case *mqttsn.RegAck:
+			require.Equal(t, mqttsn.Accepted, r.ReturnCode)
+		case *mqttsn.SubAck:
+			require.Equal(t, mqttsn.Accepted, r.ReturnCode)
+		}
+	}
 
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -178,12 +199,9 @@ func TestMemoryPerIdleClient(t *testing.T) {
 	for i := range n {
 		ap := clientAddr(i)
 		id := fmt.Sprintf("sensor-%06d", i)
-		conn.in <- injected{encode(t, &mqttsn.Connect{ClientID: id, Duration: 600, CleanSession: true}), ap}
-		conn.in <- injected{encode(t, &mqttsn.Register{MsgID: 1, TopicName: "sensors/" + id + "/temp"}), ap}
-		conn.in <- injected{encode(t, &mqttsn.Subscribe{MsgID: 2, TopicName: "actuators/" + id + "/cmd"}), ap}
-		for range 3 {
-			<-conn.reply
-		}
+		ask(ap, &mqttsn.Connect{ClientID: id, Duration: 600, CleanSession: true}, mqttsn.TypeConnAck)
+		ask(ap, &mqttsn.Register{MsgID: 1, TopicName: "sensors/" + id + "/temp"}, mqttsn.TypeRegAck)
+		ask(ap, &mqttsn.Subscribe{MsgID: 2, TopicName: "actuators/" + id + "/cmd"}, mqttsn.TypeSubAck)
 	}
 	require.Equal(t, int64(n), g.Stats().Sessions)
 	runtime.GC()

@@ -78,6 +78,9 @@ type Gateway struct {
 
 	sessions atomic.Int64 // sessions held, for MaxSessions
 	logLimit rateLimit    // protocol-error log lines
+	// unknownLimit bounds the DISCONNECTs sent to unknown senders, so a
+	// flood of spoofed datagrams cannot turn the gateway into a reflector.
+	unknownLimit rateLimit
 }
 
 // addrKey identifies a client on the network: its link and address, and
@@ -115,6 +118,7 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		closing: make(chan struct{}),
 	}
 	g.logLimit.init(10, time.Minute)
+	g.unknownLimit.init(200, time.Second)
 	g.predefByName = invert(o.Predefined)
 	g.predefPerName = make(map[string]map[string]uint16, len(o.PredefinedPerClient))
 	for id, m := range o.PredefinedPerClient {

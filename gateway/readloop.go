@@ -10,14 +10,25 @@ import (
 	"github.com/snwgw/snwgw/mqttsn"
 )
 
-// readLoop reads l until it is closed. It owns buf, parser and out; the
-// datagram of a known session is copied before it crosses to the shard.
+// maxConnecting bounds the addresses a read loop remembers as "CONNECT
+// under way"; a burst beyond it starts the table afresh, which at worst
+// lets a datagram that chases its CONNECT be answered as unknown.
+const maxConnecting = 1 << 16
+
+// readLoop reads l until it is closed. It owns buf, parser, out and
+// connecting; the datagram of a known session is copied before it crosses
+// to the shard.
 func (g *Gateway) readLoop(l *link) {
 	buf := make([]byte, 65536)
 	var (
 		parser mqttsn.Parser
 		out    []byte
 	)
+	// connecting maps the addresses whose CONNECT was handed to a shard but
+	// that are not bound yet to that shard, so their next datagrams (a
+	// REGISTER sent right behind the CONNECT) follow it in order instead of
+	// being answered as from an unknown sender.
+	connecting := make(map[addrKey]*shard)
 	for {
 		n, addr, ap, err := g.read(l, buf)
 		if err != nil {
@@ -52,10 +63,22 @@ func (g *Gateway) readLoop(l *link) {
 			data = enc.Message
 		}
 		if s := g.lookup(key); s != nil {
+			if len(connecting) > 0 {
+				delete(connecting, key)
+			}
 			s.sh.post(event{kind: evPacket, sess: s, data: copyBytes(data)})
 			continue
 		}
-		g.unknownSender(l, key, addr, node, data, &parser, &out)
+		if sh, ok := connecting[key]; ok {
+			sh.post(event{kind: evPending, key: key, addr: netAddr(key, addr), node: node, data: copyBytes(data)})
+			continue
+		}
+		if sh := g.unknownSender(l, key, addr, node, data, &parser, &out, (*shard).post); sh != nil {
+			if len(connecting) >= maxConnecting {
+				clear(connecting)
+			}
+			connecting[key] = sh
+		}
 	}
 }
 
@@ -94,29 +117,35 @@ func (g *Gateway) malformed(l *link, addr net.Addr, err error) {
 // unknownSender handles a datagram from an address with no session: the
 // messages that need none, the ones that create or find a session by
 // ClientId, and a DISCONNECT for everything else (MQTT-SN 1.2 §5.4.21), so
-// the node knows to connect.
-func (g *Gateway) unknownSender(l *link, key addrKey, addr net.Addr, node, data []byte, parser *mqttsn.Parser, out *[]byte) {
+// the node knows to connect. It returns the shard it handed a CONNECT to.
+//
+// post hands an event to another shard: the read loop waits while the
+// shard's inbox is full, a shard must not (two shards could wait on each
+// other), so it passes (*shard).tryPost.
+func (g *Gateway) unknownSender(l *link, key addrKey, addr net.Addr, node, data []byte, parser *mqttsn.Parser, out *[]byte, post func(*shard, event)) *shard {
 	p, err := parser.Parse(data)
 	if err != nil {
 		if errors.Is(err, mqttsn.ErrUnsupportedProtocol) {
 			g.encodeTo(out, l, netAddr(key, addr), node, &mqttsn.ConnAck{ReturnCode: mqttsn.RejectedNotSupported})
 			g.stats.refused.Add(1)
-			return
+			return nil
 		}
 		g.malformed(l, netAddr(key, addr), err)
-		return
+		return nil
 	}
 	switch p := p.(type) {
 	case *mqttsn.Connect:
 		ev := event{kind: evConnect, key: key, addr: netAddr(key, addr), node: node, data: copyBytes(data)}
-		g.shardFor(p.ClientID).post(ev)
+		sh := g.shardFor(p.ClientID)
+		post(sh, ev)
+		return sh
 	case *mqttsn.PingReq:
 		if p.ClientID == "" {
 			g.sendDisconnect(l, key, addr, node, out)
-			return
+			return nil
 		}
 		ev := event{kind: evWake, key: key, addr: netAddr(key, addr), node: node, data: copyBytes(data)}
-		g.shardFor(p.ClientID).post(ev)
+		post(g.shardFor(p.ClientID), ev)
 	case *mqttsn.SearchGW:
 		// Answered to the sender, which is listening on the socket it
 		// searched from; a broadcast answer would miss clients that bound
@@ -125,7 +154,7 @@ func (g *Gateway) unknownSender(l *link, key addrKey, addr net.Addr, node, data 
 	case *mqttsn.Publish:
 		if p.QoS == mqttsn.QoSMinus1 {
 			g.publishQoSMinus1(p)
-			return
+			return nil
 		}
 		g.sendDisconnect(l, key, addr, node, out)
 	case *mqttsn.Advertise, *mqttsn.GWInfo, *mqttsn.Disconnect:
@@ -134,11 +163,14 @@ func (g *Gateway) unknownSender(l *link, key addrKey, addr net.Addr, node, data 
 	default:
 		g.sendDisconnect(l, key, addr, node, out)
 	}
+	return nil
 }
 
 func (g *Gateway) sendDisconnect(l *link, key addrKey, addr net.Addr, node []byte, out *[]byte) {
 	g.stats.unknownSender.Add(1)
-	g.encodeTo(out, l, netAddr(key, addr), node, &mqttsn.Disconnect{})
+	if g.unknownLimit.allow(time.Now()) {
+		g.encodeTo(out, l, netAddr(key, addr), node, &mqttsn.Disconnect{})
+	}
 }
 
 // publishQoSMinus1 publishes a QoS -1 message (MQTT-SN 1.2 §6.8): it needs

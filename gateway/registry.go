@@ -4,15 +4,22 @@ package gateway
 // are reserved (MQTT-SN 1.2 §5.3.11, spec-interpretation #26).
 const maxTopicID = 0xFFFE
 
+// smallRegistry is how many ids a client may hold in the registry's inline
+// list before it moves to maps. Most sensors register a handful of topics;
+// a list of that size is as fast as a map to search and costs a tenth of
+// two maps' memory, which matters with 100,000 clients.
+const smallRegistry = 8
+
 // registry is one client's table of normal topic ids (MQTT-SN 1.2 §6.5),
 // the per-client id space §7.3 recommends. Ids come from the client's
 // REGISTER, from the gateway's own REGISTER before a delivery, and from
-// SUBACK for a plain topic name. Two maps keep both directions O(1).
+// SUBACK for a plain topic name.
 //
 // It is owned by its session's shard goroutine, like the rest of the
-// session; maps are allocated on first use so an idle client that never
-// registered costs nothing here.
+// session. Up to smallRegistry ids live in a list; beyond that two maps
+// keep both directions O(1).
 type registry struct {
+	small  []regItem
 	byID   map[uint16]regEntry
 	byName map[string]uint16
 	next   uint16 // where the search for a free id starts
@@ -29,36 +36,74 @@ type regEntry struct {
 	known bool
 }
 
+type regItem struct {
+	id uint16
+	regEntry
+}
+
+func (r *registry) big() bool { return r.byID != nil }
+
+func (r *registry) findID(id uint16) int {
+	for i := range r.small {
+		if r.small[i].id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (r *registry) findName(name string) int {
+	for i := range r.small {
+		if r.small[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
 // lookup returns the name registered under id.
 func (r *registry) lookup(id uint16) (string, bool) {
-	e, ok := r.byID[id]
-	return e.name, ok
+	if r.big() {
+		e, ok := r.byID[id]
+		return e.name, ok
+	}
+	if i := r.findID(id); i >= 0 {
+		return r.small[i].name, true
+	}
+	return "", false
 }
 
 // idFor returns the id registered for name and whether the client knows it.
 func (r *registry) idFor(name string) (id uint16, known, ok bool) {
-	id, ok = r.byName[name]
-	if !ok {
-		return 0, false, false
+	if r.big() {
+		id, ok = r.byName[name]
+		return id, ok && r.byID[id].known, ok
 	}
-	return id, r.byID[id].known, true
+	if i := r.findName(name); i >= 0 {
+		return r.small[i].id, r.small[i].known, true
+	}
+	return 0, false, false
+}
+
+func (r *registry) used(id uint16) bool {
+	if r.big() {
+		_, ok := r.byID[id]
+		return ok
+	}
+	return r.findID(id) >= 0
 }
 
 // assign returns the id of name, registering it if needed; ok is false when
 // the client already holds limit ids.
 func (r *registry) assign(name string, known bool, limit int) (id uint16, ok bool) {
-	if id, exists := r.byName[name]; exists {
+	if id, _, exists := r.idFor(name); exists {
 		if known {
-			r.byID[id] = regEntry{name: name, known: true}
+			r.markKnown(id)
 		}
 		return id, true
 	}
-	if len(r.byID) >= limit {
+	if r.len() >= limit {
 		return 0, false
-	}
-	if r.byID == nil {
-		r.byID = make(map[uint16]regEntry)
-		r.byName = make(map[string]uint16)
 	}
 	// The table holds at most limit ≤ maxTopicID entries, so a free id
 	// exists; searching from the last assignment keeps this O(1) until ids
@@ -68,28 +113,54 @@ func (r *registry) assign(name string, known bool, limit int) (id uint16, ok boo
 		if r.next == 0 || r.next > maxTopicID {
 			r.next = 1
 		}
-		if _, used := r.byID[r.next]; !used {
+		if !r.used(r.next) {
 			break
 		}
 	}
-	r.byID[r.next] = regEntry{name: name, known: known}
+	e := regEntry{name: name, known: known}
+	if !r.big() && len(r.small) < smallRegistry {
+		r.small = append(r.small, regItem{id: r.next, regEntry: e})
+		return r.next, true
+	}
+	if !r.big() {
+		r.byID = make(map[uint16]regEntry, 2*smallRegistry)
+		r.byName = make(map[string]uint16, 2*smallRegistry)
+		for _, it := range r.small {
+			r.byID[it.id] = it.regEntry
+			r.byName[it.name] = it.id
+		}
+		r.small = nil
+	}
+	r.byID[r.next] = e
 	r.byName[name] = r.next
 	return r.next, true
 }
 
-// markKnown records that the client accepted the gateway's REGISTER of id.
+// markKnown records that the client holds id.
 func (r *registry) markKnown(id uint16) {
-	if e, ok := r.byID[id]; ok {
-		e.known = true
-		r.byID[id] = e
+	if r.big() {
+		if e, ok := r.byID[id]; ok {
+			e.known = true
+			r.byID[id] = e
+		}
+		return
+	}
+	if i := r.findID(id); i >= 0 {
+		r.small[i].known = true
 	}
 }
 
 // forget removes id, after the client rejected it.
 func (r *registry) forget(id uint16) {
-	if e, ok := r.byID[id]; ok {
-		delete(r.byName, e.name)
-		delete(r.byID, id)
+	if r.big() {
+		if e, ok := r.byID[id]; ok {
+			delete(r.byName, e.name)
+			delete(r.byID, id)
+		}
+		return
+	}
+	if i := r.findID(id); i >= 0 {
+		r.small = append(r.small[:i], r.small[i+1:]...)
 	}
 }
 
@@ -121,10 +192,13 @@ func (r *registry) unconfirmAll() {
 			r.byID[id] = e
 		}
 	}
+	for i := range r.small {
+		r.small[i].known = false
+	}
 }
 
 // reset empties the table, for CleanSession=1.
 func (r *registry) reset() { *r = registry{} }
 
 // len returns the number of registered ids.
-func (r *registry) len() int { return len(r.byID) }
+func (r *registry) len() int { return len(r.small) + len(r.byID) }

@@ -332,7 +332,7 @@ func (s *session) onDatagram(data []byte) {
 		if p.ClientID != s.clientID {
 			// Another client now speaks from this address.
 			s.unbindAddr()
-			g.shardFor(p.ClientID).post(event{kind: evConnect, key: s.key, addr: s.addr, node: s.node, data: data})
+			g.shardFor(p.ClientID).tryPost(event{kind: evConnect, key: s.key, addr: s.addr, node: s.node, data: data})
 			return
 		}
 		if rc := s.sh.admit(p); rc != mqttsn.Accepted {

@@ -31,6 +31,25 @@ func TestBurstOfConnectsAllAnswered(t *testing.T) {
 	})
 }
 
+// TestPipelinedConnectKeepsOrder: a client that sends REGISTER right
+// behind its CONNECT, without waiting for the CONNACK, must not have the
+// REGISTER overtake the CONNECT and be answered as from an unknown sender.
+func TestPipelinedConnectKeepsOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		for i := range 50 {
+			c := h.client(fmt.Sprintf("node-%d", i))
+			c.send(&mqttsn.Connect{ClientID: fmt.Sprintf("node-%d", i), Duration: 60, CleanSession: true})
+			c.send(&mqttsn.Register{MsgID: 1, TopicName: "a/b"})
+			c.send(&mqttsn.PingReq{})
+			c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+			require.Equal(t, mqttsn.Accepted, c.next().(*mqttsn.RegAck).ReturnCode)
+			c.expect(&mqttsn.PingResp{})
+		}
+		assert.Zero(t, h.gw.Stats().UnknownSender)
+	})
+}
+
 // TestSlotsFreedAfterDisconnect: with room for 30 sessions, 100 clients
 // connect and disconnect one after another (a field failure is to refuse
 // the 31st because slots are never freed).

@@ -16,6 +16,7 @@ const (
 	evPacket  eventKind = iota // a datagram for sess
 	evConnect                  // a CONNECT from an address with no session
 	evWake                     // a PINGREQ with ClientId from an address with no session
+	evPending                  // a datagram from an address whose CONNECT this shard has
 )
 
 // event is the unit of work a read loop hands to a shard.
@@ -66,6 +67,17 @@ func (sh *shard) post(ev event) {
 	select {
 	case sh.in <- ev:
 	case <-sh.g.closing:
+	}
+}
+
+// tryPost hands ev to the shard if its inbox has room, and otherwise drops
+// it and counts it: a shard uses it to reach another shard, where waiting
+// could deadlock. The client repeats what was lost, as over a lossy link.
+func (sh *shard) tryPost(ev event) {
+	select {
+	case sh.in <- ev:
+	default:
+		sh.g.stats.shardDropped.Add(1)
 	}
 }
 
@@ -135,6 +147,14 @@ func (sh *shard) handle(ev event) {
 		sh.onConnect(ev)
 	case evWake:
 		sh.onWakeFromNewAddress(ev)
+	case evPending:
+		// Handled after the CONNECT it followed: by now the address is
+		// bound, unless the CONNECT was refused.
+		if s := sh.g.lookup(ev.key); s != nil && s.sh == sh && !s.gone {
+			s.onDatagram(ev.data)
+			return
+		}
+		sh.g.unknownSender(ev.key.link, ev.key, ev.addr, ev.node, ev.data, &sh.parser, &sh.out, (*shard).tryPost)
 	}
 }
 

@@ -15,6 +15,7 @@ type counters struct {
 	connects, disconnects, lost    atomic.Uint64
 	sleeps, wakes, retransmissions atomic.Uint64
 	ignoredMsgID, unexpected       atomic.Uint64
+	shardDropped                   atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -43,6 +44,7 @@ type Stats struct {
 	Retransmissions  uint64
 	IgnoredMsgID     uint64 // QoS 0 / -1 PUBLISHes with a non-zero MsgId (spec-interpretation #8)
 	Unexpected       uint64 // messages that made no sense in the session's state
+	ShardDropped     uint64 // datagrams handed between shards and dropped because the target was full
 }
 
 // Stats returns the gateway's counters.
@@ -73,5 +75,6 @@ func (g *Gateway) Stats() Stats {
 		Retransmissions:  c.retransmissions.Load(),
 		IgnoredMsgID:     c.ignoredMsgID.Load(),
 		Unexpected:       c.unexpected.Load(),
+		ShardDropped:     c.shardDropped.Load(),
 	}
 }
