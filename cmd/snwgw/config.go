@@ -29,6 +29,7 @@ type Config struct {
 	UDP     []UDPConfig    `toml:"udp"`
 	Serial  []SerialConfig `toml:"serial"`
 	Broker  BrokerConfig   `toml:"broker"`
+	Bridges []BridgeConfig `toml:"bridge"`
 }
 
 // LogConfig selects the log output.
@@ -254,6 +255,17 @@ func (c *Config) validate(path string) error {
 	}
 	if err := c.brokerOptions(nil).Validate(); err != nil {
 		return bad("broker", err)
+	}
+	names := map[string]bool{}
+	for i, b := range c.Bridges {
+		o, err := b.options(nil)
+		if err != nil {
+			return bad(fmt.Sprintf("bridge[%d]", i), err)
+		}
+		if names[o.Name] && o.Name != "" {
+			return bad(fmt.Sprintf("bridge[%d].name", i), fmt.Errorf("%q is used by another bridge", o.Name))
+		}
+		names[o.Name] = true
 	}
 	return nil
 }

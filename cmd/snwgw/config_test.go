@@ -104,3 +104,39 @@ func TestConfigCheckPrintsEffectiveConfiguration(t *testing.T) {
 	assert.Contains(t, out.String(), `retry_interval = "10s"`)
 	assert.Contains(t, out.String(), `1 = "sensors/t"`)
 }
+
+func TestBridgeConfig(t *testing.T) {
+	p := writeConfig(t, `
+[[bridge]]
+url = "mqtt://127.0.0.1:1883"
+[[bridge.rule]]
+local_filter = "sensors/#"
+local_prefix = "sensors/"
+remote_prefix = "site-a/sensors/"
+[[bridge.rule]]
+local_filter = "cmd/#"
+direction = "in"
+qos = 2
+`)
+	c, err := loadConfig(p)
+	require.NoError(t, err)
+	require.Len(t, c.Bridges, 1)
+	o, err := c.Bridges[0].options(nil)
+	require.NoError(t, err)
+	require.Len(t, o.Rules, 2)
+	assert.Equal(t, byte(1), o.Rules[0].QoS, "a rule without qos forwards up to QoS 1")
+	assert.Equal(t, "site-a/sensors/", o.Rules[0].RemotePrefix)
+	assert.Equal(t, byte(2), o.Rules[1].QoS)
+
+	for name, text := range map[string]string{
+		"no url":        "[[bridge]]\n[[bridge.rule]]\nlocal_filter = \"a\"\n",
+		"no rule":       "[[bridge]]\nurl = \"mqtt://127.0.0.1\"\n",
+		"bad direction": "[[bridge]]\nurl = \"mqtt://127.0.0.1\"\n[[bridge.rule]]\nlocal_filter = \"a\"\ndirection = \"sideways\"\n",
+		"bad qos":       "[[bridge]]\nurl = \"mqtt://127.0.0.1\"\n[[bridge.rule]]\nlocal_filter = \"a\"\nqos = 3\n",
+		"unknown key":   "[[bridge]]\nurl = \"mqtt://127.0.0.1\"\nurll = \"x\"\n",
+	} {
+		_, err := loadConfig(writeConfig(t, text))
+		var ce *ConfigError
+		assert.True(t, errors.As(err, &ce), "%s: got %v", name, err)
+	}
+}

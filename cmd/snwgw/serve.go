@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snwgw/snwgw/bridge"
 	"github.com/snwgw/snwgw/gateway"
 	"github.com/snwgw/snwgw/mqttcore"
 	"github.com/snwgw/snwgw/transport"
@@ -82,6 +83,7 @@ type server struct {
 	log     *slog.Logger
 	broker  *mqttcore.Broker
 	gw      *gateway.Gateway
+	bridges []*bridge.Bridge
 	udp     []*transport.UDPConn
 	serial  []*transport.SerialLink
 	stopCtx context.CancelFunc
@@ -103,6 +105,20 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 	}
 	if err := s.broker.Start(lctx); err != nil {
 		return nil, err
+	}
+	for _, bc := range cfg.Bridges {
+		opts, err := bc.options(log.With("component", "bridge", "url", bc.URL))
+		if err != nil {
+			return nil, err
+		}
+		br, err := bridge.New(s.broker, opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := br.Start(lctx); err != nil {
+			return nil, err
+		}
+		s.bridges = append(s.bridges, br)
 	}
 	gopts, err := cfg.gatewayOptions(log.With("component", "gateway"))
 	if err != nil {
@@ -172,6 +188,11 @@ func (s *server) close(ctx context.Context) error {
 	}
 	for _, l := range s.serial {
 		_ = l.Close()
+	}
+	// Bridges go after the gateway, so what sensors sent last still has a
+	// way upstream, and before the broker they read from.
+	for _, b := range s.bridges {
+		errs = append(errs, b.Close(ctx))
 	}
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close(ctx))
