@@ -127,6 +127,7 @@ type Broker struct {
 	state    int
 	sessions map[string]*session // by client id
 	cancel   context.CancelFunc
+	done     chan struct{} // closed by Close
 	started  time.Time
 	assigned uint64 // assigned client identifiers so far
 	wg       sync.WaitGroup
@@ -168,6 +169,7 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fmt.Errorf("mqttcore: restoring the store: %w", err)
 	}
 	b.state = stateStarted
+	b.done = make(chan struct{})
 	ctx, b.cancel = context.WithCancel(ctx)
 	if b.opts.SysInterval > 0 {
 		b.goFunc(func() { b.sysLoop(ctx) })
@@ -186,6 +188,9 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.state = stateClosed
 		if b.cancel != nil {
 			b.cancel()
+		}
+		if b.done != nil {
+			close(b.done)
 		}
 		for _, s := range b.sessions {
 			s.mu.Lock()
