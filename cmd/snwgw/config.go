@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -86,10 +87,62 @@ type SerialConfig struct {
 
 // BrokerConfig maps onto mqttcore.Options.
 type BrokerConfig struct {
-	MaxQueued        int      `toml:"max_queued"`
-	ReceiveMaximum   int      `toml:"receive_maximum"`
-	MaxSessionExpiry Duration `toml:"max_session_expiry"`
-	SysInterval      Duration `toml:"sys_interval"`
+	MaxQueued        int              `toml:"max_queued"`
+	ReceiveMaximum   int              `toml:"receive_maximum"`
+	MaxSessionExpiry Duration         `toml:"max_session_expiry"`
+	SysInterval      Duration         `toml:"sys_interval"`
+	Listeners        []ListenerConfig `toml:"listener"`
+}
+
+// ListenerConfig is one [[broker.listener]]: MQTT 3.1.1/5.0 over TCP, or
+// TLS when a certificate is given.
+type ListenerConfig struct {
+	Address        string   `toml:"address"`
+	CertFile       string   `toml:"cert_file"`
+	KeyFile        string   `toml:"key_file"`
+	ClientCAFile   string   `toml:"client_ca_file"`
+	MaxConnections int      `toml:"max_connections"`
+	MaxPacketSize  Size     `toml:"max_packet_size"`
+	MaxKeepAlive   Duration `toml:"max_keepalive"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+}
+
+// options maps the table onto mqttcore.ListenerOptions and a TLS
+// configuration (nil for plain TCP).
+func (l ListenerConfig) options(log *slog.Logger) (mqttcore.ListenerOptions, *tls.Config, error) {
+	o := mqttcore.ListenerOptions{
+		MaxConnections: l.MaxConnections,
+		MaxPacketSize:  uint32(max(l.MaxPacketSize, 0)),
+		MaxKeepAlive:   uint16(min(l.MaxKeepAlive.Duration/time.Second, 65535)),
+		ConnectTimeout: l.ConnectTimeout.Duration,
+		Logger:         log,
+	}
+	if l.MaxPacketSize < 0 {
+		return o, nil, fmt.Errorf("max_packet_size %d is negative", l.MaxPacketSize)
+	}
+	// Validate what was set; Serve fills the zero fields with defaults.
+	check := o
+	if check.MaxPacketSize == 0 {
+		check.MaxPacketSize = mqttcore.DefaultMaxPacketSize
+	}
+	if err := check.Validate(); err != nil {
+		return o, nil, err
+	}
+	if l.CertFile == "" && l.KeyFile == "" && l.ClientCAFile == "" {
+		return o, nil, nil
+	}
+	cfg, err := mqttcore.LoadTLSConfig(l.CertFile, l.KeyFile, l.ClientCAFile)
+	return o, cfg, err
+}
+
+func (l ListenerConfig) address() string {
+	if l.Address != "" {
+		return l.Address
+	}
+	if l.CertFile != "" {
+		return ":8883"
+	}
+	return ":1883"
 }
 
 // Duration is a TOML string such as "10s" or "15m".
@@ -255,6 +308,11 @@ func (c *Config) validate(path string) error {
 	}
 	if err := c.brokerOptions(nil).Validate(); err != nil {
 		return bad("broker", err)
+	}
+	for i, l := range c.Broker.Listeners {
+		if _, _, err := l.options(nil); err != nil {
+			return bad(fmt.Sprintf("broker.listener[%d]", i), err)
+		}
 	}
 	names := map[string]bool{}
 	for i, b := range c.Bridges {

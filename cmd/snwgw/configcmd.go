@@ -132,6 +132,23 @@ func (c *Config) effective() (*Config, error) {
 			s.MaxPacketSize = 65535
 		}
 	}
+	if len(e.Broker.Listeners) == 0 {
+		e.Broker.Listeners = []ListenerConfig{{}}
+	}
+	e.Broker.Listeners = append([]ListenerConfig(nil), e.Broker.Listeners...)
+	for i := range e.Broker.Listeners {
+		l := &e.Broker.Listeners[i]
+		l.Address = l.address()
+		if l.MaxConnections == 0 {
+			l.MaxConnections = mqttcore.DefaultMaxConnections
+		}
+		if l.MaxPacketSize == 0 {
+			l.MaxPacketSize = mqttcore.DefaultMaxPacketSize
+		}
+		if l.ConnectTimeout.Duration == 0 {
+			l.ConnectTimeout = Duration{mqttcore.DefaultConnectTimeout}
+		}
+	}
 	if e.Broker.MaxQueued == 0 {
 		e.Broker.MaxQueued = mqttcore.DefaultMaxQueued
 	}

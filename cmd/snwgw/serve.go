@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/snwgw/snwgw/bridge"
@@ -35,10 +36,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	var (
 		configPath string
 		udp        listFlag
+		mqtt       listFlag
 		logLevel   string
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (default: the built-in defaults)")
 	fs.Var(&udp, "udp", "MQTT-SN UDP listen address, replacing the configured ones (repeatable)")
+	fs.Var(&mqtt, "mqtt", "MQTT TCP listen address, replacing the configured listeners (repeatable)")
 	fs.StringVar(&logLevel, "log-level", "", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -56,6 +59,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 			cfg.UDP = append(cfg.UDP, UDPConfig{Address: a})
 		}
 	}
+	if len(mqtt) > 0 {
+		cfg.Broker.Listeners = nil
+		for _, a := range mqtt {
+			cfg.Broker.Listeners = append(cfg.Broker.Listeners, ListenerConfig{Address: a})
+		}
+	}
 	if logLevel != "" {
 		cfg.Log.Level = logLevel
 		if _, err := cfg.logLevel(); err != nil {
@@ -64,6 +73,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	}
 	if len(cfg.UDP) == 0 && len(cfg.Serial) == 0 {
 		cfg.UDP = []UDPConfig{{}} // MQTT-SN on UDP port 1883
+	}
+	if len(cfg.Broker.Listeners) == 0 {
+		cfg.Broker.Listeners = []ListenerConfig{{}} // MQTT on TCP port 1883
 	}
 	srv, err := startServer(ctx, cfg, cfg.logger(stderr))
 	if err != nil {
@@ -84,6 +96,8 @@ type server struct {
 	broker  *mqttcore.Broker
 	gw      *gateway.Gateway
 	bridges []*bridge.Bridge
+	mqtt    []net.Listener
+	serving sync.WaitGroup // Broker.Serve loops
 	udp     []*transport.UDPConn
 	serial  []*transport.SerialLink
 	stopCtx context.CancelFunc
@@ -119,6 +133,28 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 			return nil, err
 		}
 		s.bridges = append(s.bridges, br)
+	}
+	for _, lc := range cfg.Broker.Listeners {
+		opts, tlsConfig, err := lc.options(log.With("component", "mqtt"))
+		if err != nil {
+			return nil, err
+		}
+		l, err := mqttcore.Listen("tcp", lc.address(), tlsConfig)
+		if err != nil {
+			return nil, err
+		}
+		s.mqtt = append(s.mqtt, l)
+		opts.Name = "tcp " + l.Addr().String()
+		if tlsConfig != nil {
+			opts.Name = "tls " + l.Addr().String()
+		}
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := s.broker.Serve(l, opts); err != nil && !errors.Is(err, mqttcore.ErrClosed) {
+				log.Error("mqtt listener failed", "listener", opts.Name, "err", err)
+			}
+		}()
 	}
 	gopts, err := cfg.gatewayOptions(log.With("component", "gateway"))
 	if err != nil {
@@ -197,6 +233,12 @@ func (s *server) close(ctx context.Context) error {
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close(ctx))
 	}
+	// Closing the broker ends its listeners; a listener whose Serve never
+	// started (startup failed half way) is closed here.
+	for _, l := range s.mqtt {
+		_ = l.Close()
+	}
+	s.serving.Wait()
 	s.stopCtx()
 	s.log.Info("snwgw stopped")
 	return errors.Join(errs...)

@@ -93,7 +93,7 @@ func (c *udpClient) next() mqttsn.Packet {
 }
 
 func TestServeOverUDP(t *testing.T) {
-	srv, logs := startServe(t, "--udp", "127.0.0.1:0", "--log-level", "debug")
+	srv, logs := startServe(t, "--udp", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--log-level", "debug")
 	require.Len(t, srv.udp, 1)
 	gw := srv.udp[0].LocalAddr()
 
