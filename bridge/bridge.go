@@ -381,8 +381,14 @@ func (b *Bridge) Close(ctx context.Context) error {
 	if err := wait(ctx, b.wg.Wait); err != nil {
 		errs = append(errs, err)
 	}
-	if up, _, _ := b.link.get(); up && ctx.Err() == nil {
-		if _, err := b.publishState(ctx, StateOffline); err != nil {
+	// Publish offline even if the setup after the last connect (which
+	// publishes online) was cut short by Close: its online may already be
+	// upstream, and the clean DISCONNECT below suppresses the will, so
+	// without this the retained state could stay online for good. With no
+	// connection at all the publish fails at once, and the will has fired.
+	if ctx.Err() == nil {
+		up, _, _ := b.link.get()
+		if _, err := b.publishState(ctx, StateOffline); err != nil && up {
 			errs = append(errs, fmt.Errorf("publish offline state: %w", err))
 		}
 	}
