@@ -34,6 +34,11 @@ const usage = `usage: snwgw <command> [arguments]
 
 commands:
   serve          run the gateway and its broker (snwgw serve --help for flags)
+  pub            publish MQTT-SN messages, like mosquitto_pub (snwgw pub --help)
+  sub            subscribe over MQTT-SN, like mosquitto_sub (snwgw sub --help)
+  sim            run a simulated sensor fleet against a gateway (snwgw sim --help)
+  bench          measure a gateway: ingest, QoS 1/2, connect and wake storms, idle scale, latency
+  passwd         add, change or delete users in a password file, like mosquitto_passwd
   config check   validate a configuration file and print the effective configuration
   version        print the version, the Go version and the build's VCS revision
   help           print this text
@@ -54,6 +59,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		return runServe(ctx, rest, stderr, nil)
+	case "pub":
+		return runPub(ctx, rest, os.Stdin, stdout, stderr)
+	case "sub":
+		return runSub(ctx, rest, os.Stdin, stdout, stderr)
+	case "sim":
+		return runSim(ctx, rest, os.Stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, os.Stdin, stdout, stderr)
+	case "passwd":
+		return runPasswd(rest, os.Stdin, stdout, stderr)
 	case "config":
 		return runConfig(rest, stdout)
 	case "version", "-version", "--version":
