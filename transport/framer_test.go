@@ -563,3 +563,30 @@ func parseAPIFrame(wire []byte, escaped bool) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// TestRawFramerEncapsulated: messages a forwarder wraps for several nodes
+// share one raw line; each frame is the whole Encapsulated message.
+func TestRawFramerEncapsulated(t *testing.T) {
+	f, err := NewRawFramer(DefaultRawMaxPacket)
+	require.NoError(t, err)
+	inner := []byte{0x04, 0x16, 'h', 'i'}                            // PINGREQ(ClientId "hi")
+	enc1 := append([]byte{0x05, 0xFE, 0x00, 0x00, 0x01}, inner...)   // node 0x0001
+	enc2 := append([]byte{0x05, 0xFE, 0x00, 0x00, 0x02}, 0x02, 0x17) // node 0x0002, PINGRESP
+	stream := append(append(append([]byte{}, enc1...), enc2...), 0x02, 0x17)
+	var got [][]byte
+	for i := range stream { // one byte at a time: every split point
+		p := stream[i : i+1]
+		for {
+			n, fr, ok := f.Decode(p)
+			p = p[n:]
+			if !ok {
+				break
+			}
+			got = append(got, append([]byte(nil), fr.Payload...))
+		}
+	}
+	require.Equal(t, [][]byte{enc1, enc2, {0x02, 0x17}}, got)
+	out, err := f.AppendFrame(nil, enc1, nil)
+	require.NoError(t, err)
+	assert.Equal(t, enc1, out)
+}

@@ -68,9 +68,35 @@ func rawLength(b []byte, maxPacket int) int {
 		if n > maxPacket {
 			return -1
 		}
-		return n
+		if len(b) < 2 {
+			return 0
+		}
+		if b[1] != typeEncapsulated {
+			return n
+		}
+		// A forwarder's Encapsulated message (MQTT-SN 1.2 §5.5): its Length
+		// octet counts only Length, MsgType, Ctrl and the Wireless Node Id;
+		// the wrapped message follows with its own length field. Several
+		// nodes can thus share one raw line behind a forwarder.
+		if n < 3 {
+			return -1
+		}
+		if len(b) < n+1 {
+			return 0
+		}
+		inner := rawLength(b[n:], maxPacket-n)
+		switch {
+		case inner <= 0:
+			return inner
+		case len(b) > n+1 && b[n] != 0x01 && b[n+1] == typeEncapsulated:
+			return -1 // nested encapsulation
+		}
+		return n + inner
 	}
 }
+
+// typeEncapsulated is the MsgType of a forwarder's Encapsulated message.
+const typeEncapsulated = 0xFE
 
 // Decode implements Framer.
 func (f *RawFramer) Decode(p []byte) (int, Frame, bool) {
