@@ -52,6 +52,48 @@ func TestConnectRegisterPublishQoS0to2(t *testing.T) {
 	})
 }
 
+// TestLateQoS2DuplicateAfterPubComp: a radio link that duplicates and
+// reorders can deliver a copy of a QoS 2 PUBLISH after its PUBCOMP; it must
+// not be published a second time. A new message reusing the id (no DUP)
+// after the exchange is a new message.
+func TestLateQoS2DuplicateAfterPubComp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		obs := h.observe("t", 2)
+		c := h.client("node-1")
+		c.connect("node-1", 600, true)
+		id := c.register("t", 1)
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("once")})
+		c.expect(&mqttsn.PubRec{MsgID: 7})
+		c.send(&mqttsn.PubRel{MsgID: 7})
+		c.expect(&mqttsn.PubComp{MsgID: 7})
+		assert.Equal(t, []byte("once"), obs.next().Payload)
+
+		// The late copy is acknowledged again, and nothing is published.
+		c.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("once")})
+		c.expect(&mqttsn.PubRec{MsgID: 7})
+		c.send(&mqttsn.PubRel{MsgID: 7})
+		c.expect(&mqttsn.PubComp{MsgID: 7})
+		obs.none()
+		assert.Equal(t, uint64(1), h.gw.Stats().Duplicates)
+
+		// A new message with the same id is published.
+		c.send(&mqttsn.Publish{QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("new")})
+		c.expect(&mqttsn.PubRec{MsgID: 7})
+		c.send(&mqttsn.PubRel{MsgID: 7})
+		c.expect(&mqttsn.PubComp{MsgID: 7})
+		assert.Equal(t, []byte("new"), obs.next().Payload)
+
+		// After the retransmission window a DUP copy can no longer be late.
+		time.Sleep(2 * time.Minute) // past T_retry × (N_retry+1), within the keep-alive
+		c.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("later")})
+		c.expect(&mqttsn.PubRec{MsgID: 7})
+		c.send(&mqttsn.PubRel{MsgID: 7})
+		c.expect(&mqttsn.PubComp{MsgID: 7})
+		assert.Equal(t, []byte("later"), obs.next().Payload)
+	})
+}
+
 func TestUnknownTopicIDGetsInvalidTopicPubAck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)

@@ -56,6 +56,16 @@ type outbound struct {
 	reregistered bool
 }
 
+// completedQoS2 is an inbound QoS 2 MsgId and when its exchange ended.
+type completedQoS2 struct {
+	id uint16
+	at time.Time
+}
+
+// maxDone2 bounds done2: the client has at most one QoS 2 PUBLISH in flight
+// (MQTT-SN 1.2 §6.6), so a handful covers every late copy.
+const maxDone2 = 8
+
 // pendingConnect holds what a CONNECT with Will=1 asked for while the Will
 // exchange runs (MQTT-SN 1.2 §6.2).
 type pendingConnect struct {
@@ -101,6 +111,12 @@ type session struct {
 	bs    *mqttcore.Session
 	out   outbound
 	regID uint16 // MsgId of the last gateway REGISTER
+
+	// done2 remembers the inbound QoS 2 MsgIds completed lately (PUBREL
+	// answered), so a copy of the PUBLISH that arrives after the PUBCOMP —
+	// a radio link duplicates and reorders — is not published again. It is
+	// allocated only by clients that use QoS 2.
+	done2 []completedQoS2
 
 	notified   atomic.Bool // queued on the shard's wake list
 	brokerGone atomic.Bool // the broker ended bs (takeover, shutdown)
@@ -519,6 +535,13 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 	if p.QoS <= mqttsn.QoS0 && p.MsgID != 0 {
 		g.stats.ignoredMsgID.Add(1)
 	}
+	if p.QoS == mqttsn.QoS2 && p.DUP && s.completedLately(p.MsgID) {
+		// A late copy of a message already released: acknowledge it
+		// again, publish nothing.
+		g.stats.duplicates.Add(1)
+		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		return
+	}
 	msg := mqttcore.Message{Topic: topic, Payload: copyBytes(p.Data), QoS: qosByte(p.QoS), Retain: p.Retain}
 	var err error
 	if p.QoS == mqttsn.QoS2 {
@@ -558,8 +581,51 @@ func returnCodeFor(err error) mqttsn.ReturnCode {
 func (s *session) onPubRel(p *mqttsn.PubRel) {
 	// Release is idempotent in the broker, so a repeated PUBREL (our
 	// PUBCOMP was lost) is answered again without publishing twice.
-	_ = s.bs.Release(p.MsgID)
+	if s.bs.Release(p.MsgID) == nil {
+		s.rememberCompleted(p.MsgID)
+	}
 	s.send(&mqttsn.PubComp{MsgID: p.MsgID})
+}
+
+// duplicateWindow is how long a client may still retransmit a PUBLISH:
+// T_retry × (N_retry + 1).
+func (s *session) duplicateWindow() time.Duration {
+	return s.opts().RetryInterval * time.Duration(s.opts().RetryCount+1)
+}
+
+// rememberCompleted records that the QoS 2 exchange of id has ended.
+func (s *session) rememberCompleted(id uint16) {
+	now := time.Now()
+	s.pruneCompleted(now)
+	if len(s.done2) == maxDone2 {
+		s.done2 = append(s.done2[:0], s.done2[1:]...)
+	}
+	s.done2 = append(s.done2, completedQoS2{id: id, at: now})
+}
+
+// completedLately reports whether the QoS 2 exchange of id ended within
+// the duplicate window.
+func (s *session) completedLately(id uint16) bool {
+	s.pruneCompleted(time.Now())
+	for _, d := range s.done2 {
+		if d.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) pruneCompleted(now time.Time) {
+	keep := s.done2[:0]
+	for _, d := range s.done2 {
+		if now.Sub(d.at) < s.duplicateWindow() {
+			keep = append(keep, d)
+		}
+	}
+	s.done2 = keep
+	if len(s.done2) == 0 {
+		s.done2 = nil
+	}
 }
 
 // Subscriptions (MQTT-SN 1.2 §6.9).

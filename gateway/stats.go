@@ -16,6 +16,7 @@ type counters struct {
 	sleeps, wakes, retransmissions atomic.Uint64
 	ignoredMsgID, unexpected       atomic.Uint64
 	shardDropped                   atomic.Uint64
+	duplicates                     atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -45,6 +46,7 @@ type Stats struct {
 	IgnoredMsgID     uint64 // QoS 0 / -1 PUBLISHes with a non-zero MsgId (spec-interpretation #8)
 	Unexpected       uint64 // messages that made no sense in the session's state
 	ShardDropped     uint64 // datagrams handed between shards and dropped because the target was full
+	Duplicates       uint64 // late copies of QoS 2 PUBLISHes already released, acknowledged and not published
 }
 
 // Stats returns the gateway's counters.
@@ -76,5 +78,6 @@ func (g *Gateway) Stats() Stats {
 		IgnoredMsgID:     c.ignoredMsgID.Load(),
 		Unexpected:       c.unexpected.Load(),
 		ShardDropped:     c.shardDropped.Load(),
+		Duplicates:       c.duplicates.Load(),
 	}
 }
