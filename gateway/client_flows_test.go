@@ -75,7 +75,7 @@ func TestClientLibraryFlowsAgainstGateway(t *testing.T) {
 	require.NoError(t, sub.Unsubscribe(ctx, snclient.TopicName("flows/cmd")))
 	require.NoError(t, obs.Publish(mqttcore.Message{Topic: "flows/cmd", Payload: []byte("x"), QoS: 1}))
 	require.Equal(t, "flows/cmd", observer.next().Topic) // the broker routed it; the gateway must not deliver it
-	require.NoError(t, sub.Ping(ctx))                   // a round trip after the publish
+	require.NoError(t, sub.Ping(ctx))                    // a round trip after the publish
 	select {
 	case m := <-got:
 		t.Fatalf("delivered after UNSUBSCRIBE: %+v", m)
