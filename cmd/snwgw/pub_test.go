@@ -25,18 +25,22 @@ type watchWriter struct {
 	mu      sync.Mutex
 	b       bytes.Buffer
 	want    string
+	times   int
 	matched chan struct{}
 }
 
-func watchFor(want string) *watchWriter {
-	return &watchWriter{want: want, matched: make(chan struct{})}
+func watchFor(want string) *watchWriter { return watchForN(want, 1) }
+
+// watchForN matches once want has been written n times.
+func watchForN(want string, n int) *watchWriter {
+	return &watchWriter{want: want, times: n, matched: make(chan struct{})}
 }
 
 func (w *watchWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n, err := w.b.Write(p)
-	if w.want != "" && strings.Contains(w.b.String(), w.want) {
+	if w.want != "" && strings.Count(w.b.String(), w.want) >= max(w.times, 1) {
 		w.want = ""
 		close(w.matched)
 	}
@@ -78,7 +82,14 @@ func pub(t *testing.T, ctx context.Context, args []string, stdin string) (string
 func startSub(t *testing.T, args ...string) (*syncBuffer, *watchWriter, <-chan error) {
 	t.Helper()
 	out := &syncBuffer{}
-	log := watchFor("<- SUBACK")
+	// One SUBACK per topic: publishing before the last one could miss it.
+	topics := 0
+	for _, a := range args {
+		if a == "-t" || a == "-T" {
+			topics++
+		}
+	}
+	log := watchForN("<- SUBACK", topics)
 	done := make(chan error, 1)
 	go func() { done <- runSub(context.Background(), append(args, "-d"), nil, out, log) }()
 	log.wait(t, done)

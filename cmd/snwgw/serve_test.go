@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,10 @@ func (s *syncBuffer) String() string {
 // the running server.
 func startServe(t *testing.T, args ...string) (*server, *syncBuffer) {
 	t.Helper()
+	if !slices.Contains(args, "--mqtt") {
+		// Never the default TCP port 1883: something else may hold it.
+		args = append(args, "--mqtt", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *server, 1)
 	done := make(chan error, 1)
