@@ -62,6 +62,7 @@ func TestSlotsFreedAfterDisconnect(t *testing.T) {
 			c.send(&mqttsn.Disconnect{})
 			c.expect(&mqttsn.Disconnect{})
 		}
+		synctest.Wait() // the acknowledgement goes out before the session is removed
 		assert.Equal(t, int64(0), h.gw.Stats().Sessions)
 	})
 }
