@@ -26,11 +26,10 @@ type Options struct {
 	// ACL, when set, decides publishes and subscriptions; without it every
 	// connected client may publish and subscribe to anything.
 	ACL *ACL
-	// Identify completes what the broker knows of a client (client id and
-	// user name) with what its link proved: the link's name, a DTLS or
-	// certificate identity, and whether the link authenticated it. The
-	// MQTT-SN gateway and the TLS listener, which know this, provide it;
-	// without it a client is only its client id and user name.
+	// Identify, if set, maps what the broker knows of a client onto a
+	// Client; without it the ClientInfo's own fields are used (client id,
+	// user name, link, identity, and Authenticated as Preauthenticated),
+	// which the MQTT-SN gateway and the listeners fill in.
 	Identify func(mqttcore.ClientInfo) Client
 }
 
@@ -49,7 +48,8 @@ func (a *Authorizer) client(ci mqttcore.ClientInfo) Client {
 	if a.opts.Identify != nil {
 		return a.opts.Identify(ci)
 	}
-	return Client{ClientID: ci.ClientID, Username: ci.Username}
+	return Client{ClientID: ci.ClientID, Username: ci.Username, Link: ci.Link,
+		Identity: ci.Identity, Preauthenticated: ci.Authenticated}
 }
 
 // anonymousAllowed applies the Anonymous policy.

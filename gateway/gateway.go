@@ -132,6 +132,9 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		ClientID:   fmt.Sprintf("snwgw-gw%d-qos-1", o.GatewayID),
 		CleanStart: true,
 		Consumer:   discardConsumer{},
+		// QoS -1 senders have no connection; an ACL judges their messages
+		// under this session's ClientId.
+		Authenticated: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: broker session for QoS -1: %w", err)

@@ -300,6 +300,11 @@ func (s *session) finishConnect() {
 			Consumer:       s,
 			MaxQueued:      s.opts().SleepBuffer,
 			DropOldest:     s.opts().SleepBufferPolicy == DropOldest,
+			// MQTT-SN 1.2 carries no credentials: the gateway admitted the
+			// client, and the broker's authorizer judges only what it may
+			// publish and subscribe to.
+			Link:          s.key.link.Name,
+			Authenticated: true,
 		})
 		if err != nil {
 			rc := mqttsn.RejectedCongestion

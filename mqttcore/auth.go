@@ -4,6 +4,17 @@ package mqttcore
 type ClientInfo struct {
 	ClientID string
 	Username string
+	// Link names the listener or link the client came through, as the
+	// connection's owner names it.
+	Link string
+	// Identity is what the link proved about the client: a DTLS PSK
+	// identity or the subject of a verified client certificate; empty when
+	// it proved nothing.
+	Identity string
+	// Authenticated reports that the connection's owner has already
+	// admitted the client by means of its own (an MQTT-SN gateway's
+	// allowlist, a verified certificate), so no password is needed.
+	Authenticated bool
 }
 
 // Authorizer decides who may connect, publish and subscribe. The engine

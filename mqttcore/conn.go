@@ -2,6 +2,7 @@ package mqttcore
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -195,12 +196,27 @@ func fitReason(p packet.Packet, rc, fallback packet.ReasonCode) packet.ReasonCod
 	return rc
 }
 
+// certIdentity returns the subject common name of a TLS client certificate
+// that the handshake verified, or "" (plain TCP, no certificate).
+func certIdentity(nc net.Conn) string {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
+}
+
 // connect attaches the connection to its session and answers with
 // CONNACK (MQTT 5 §3.1.4, §3.2); it reports whether the connection goes on.
 func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 	v5 := cp.Version == packet.V5
 	props := &cp.Properties
-	opts := ConnectOptions{ClientID: cp.ClientID, CleanStart: cp.CleanStart, Password: cp.Password, Consumer: c}
+	opts := ConnectOptions{ClientID: cp.ClientID, CleanStart: cp.CleanStart, Password: cp.Password, Consumer: c,
+		Link: c.ls.opts.Name, Identity: certIdentity(c.nc)}
 	if cp.Username != nil {
 		opts.Username = *cp.Username
 	}

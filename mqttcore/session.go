@@ -55,6 +55,11 @@ type ConnectOptions struct {
 	// Username and Password are passed to the Authorizer.
 	Username string
 	Password []byte
+	// Link, Identity and Authenticated are passed to the Authorizer (see
+	// ClientInfo).
+	Link          string
+	Identity      string
+	Authenticated bool
 	// Consumer is told about deliveries and broker-initiated disconnects.
 	Consumer Consumer
 	// MaxQueued, when positive, bounds this connection's queue instead of
@@ -168,7 +173,8 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 			return nil, false, fmt.Errorf("%w: will QoS %d", ErrProtocol, w.QoS)
 		}
 	}
-	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username}
+	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username,
+		Link: opts.Link, Identity: opts.Identity, Authenticated: opts.Authenticated}
 	if !b.auth.AllowConnect(info, opts.Password) {
 		b.stats.refused.Add(1)
 		return nil, false, fmt.Errorf("%w: connect of %q", ErrNotAuthorized, opts.ClientID)

@@ -31,6 +31,7 @@ type Config struct {
 	Serial  []SerialConfig `toml:"serial"`
 	Broker  BrokerConfig   `toml:"broker"`
 	Bridges []BridgeConfig `toml:"bridge"`
+	Auth    AuthConfig     `toml:"auth"`
 }
 
 // LogConfig selects the log output.
@@ -308,6 +309,9 @@ func (c *Config) validate(path string) error {
 	}
 	if err := c.brokerOptions(nil).Validate(); err != nil {
 		return bad("broker", err)
+	}
+	if _, err := c.Auth.authorizer(); err != nil {
+		return bad("auth", err)
 	}
 	for i, l := range c.Broker.Listeners {
 		if _, _, err := l.options(nil); err != nil {

@@ -113,7 +113,11 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 			_ = s.close(cctx)
 		}
 	}()
-	s.broker, err = mqttcore.New(cfg.brokerOptions(log.With("component", "broker")))
+	bopts := cfg.brokerOptions(log.With("component", "broker"))
+	if bopts.Authorizer, err = cfg.Auth.authorizer(); err != nil {
+		return nil, err
+	}
+	s.broker, err = mqttcore.New(bopts)
 	if err != nil {
 		return nil, err
 	}
