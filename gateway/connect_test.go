@@ -155,12 +155,7 @@ func TestRetransmissionThenLostPublishesWill(t *testing.T) {
 		c := h.client("node-1")
 
 		// Connect with a Will: WILLTOPICREQ, WILLTOPIC, WILLMSGREQ, WILLMSG.
-		c.send(&mqttsn.Connect{ClientID: "node-1", Duration: 600, CleanSession: true, Will: true})
-		c.expect(&mqttsn.WillTopicReq{})
-		c.send(&mqttsn.WillTopic{QoS: mqttsn.QoS1, Topic: "wills/node-1"})
-		c.expect(&mqttsn.WillMsgReq{})
-		c.send(&mqttsn.WillMsg{Message: []byte("gone")})
-		c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+		c.connectWithWill("node-1", 600, &mqttsn.WillTopic{QoS: mqttsn.QoS1, Topic: "wills/node-1"}, "gone")
 
 		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
 		id := c.next().(*mqttsn.SubAck).TopicID
@@ -191,12 +186,7 @@ func TestKeepAliveLostAfterOneAndAHalfTimes(t *testing.T) {
 		h := newHarness(t, nil)
 		wills := h.observe("wills/#", 0)
 		c := h.client("node-1")
-		c.send(&mqttsn.Connect{ClientID: "node-1", Duration: 60, CleanSession: true, Will: true})
-		c.expect(&mqttsn.WillTopicReq{})
-		c.send(&mqttsn.WillTopic{Topic: "wills/node-1"})
-		c.expect(&mqttsn.WillMsgReq{})
-		c.send(&mqttsn.WillMsg{Message: []byte("lost")})
-		c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+		c.connectWithWill("node-1", 60, &mqttsn.WillTopic{Topic: "wills/node-1"}, "lost")
 
 		// A PINGREQ within the period keeps it alive.
 		time.Sleep(80 * time.Second)

@@ -110,6 +110,21 @@ func (c *client) connect(id string, keepAlive uint16, clean bool) {
 	c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
 }
 
+// connectWithWill runs CONNECT with CleanSession and the Will exchange
+// (MQTT-SN 1.2 §6.2, Fig. 3), step by step:
+//
+//	client --CONNECT(Will)--> GW --WILLTOPICREQ--> client --WILLTOPIC--> GW
+//	--WILLMSGREQ--> client --WILLMSG--> GW --CONNACK--> client
+func (c *client) connectWithWill(id string, keepAlive uint16, will *mqttsn.WillTopic, msg string) {
+	c.h.t.Helper()
+	c.send(&mqttsn.Connect{ClientID: id, Duration: keepAlive, CleanSession: true, Will: true})
+	c.expect(&mqttsn.WillTopicReq{})
+	c.send(will)
+	c.expect(&mqttsn.WillMsgReq{})
+	c.send(&mqttsn.WillMsg{Message: []byte(msg)})
+	c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+}
+
 // register registers topic and returns its id.
 func (c *client) register(topic string, msgID uint16) uint16 {
 	c.h.t.Helper()

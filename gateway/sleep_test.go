@@ -88,12 +88,7 @@ func TestSleepOverrunIsLostWithWill(t *testing.T) {
 		h := newHarness(t, nil)
 		wills := h.observe("wills/#", 0)
 		c := h.client("node-1")
-		c.send(&mqttsn.Connect{ClientID: "node-1", Duration: 30, CleanSession: true, Will: true})
-		c.expect(&mqttsn.WillTopicReq{})
-		c.send(&mqttsn.WillTopic{Topic: "wills/node-1"})
-		c.expect(&mqttsn.WillMsgReq{})
-		c.send(&mqttsn.WillMsg{Message: []byte("overslept")})
-		c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
+		c.connectWithWill("node-1", 30, &mqttsn.WillTopic{Topic: "wills/node-1"}, "overslept")
 		c.send(&mqttsn.Disconnect{Duration: 100, HasDuration: true})
 		c.expect(&mqttsn.Disconnect{})
 
