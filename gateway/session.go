@@ -304,6 +304,7 @@ func (s *session) finishConnect() {
 			// client, and the broker's authorizer judges only what it may
 			// publish and subscribe to.
 			Link:          s.key.link.Name,
+			Identity:      peerIdentity(s.addr),
 			Authenticated: true,
 		})
 		if err != nil {
@@ -331,6 +332,15 @@ func (s *session) finishConnect() {
 	}
 	s.pump()
 	s.reschedule()
+}
+
+// peerIdentity returns what a secured link proved about the client at addr
+// (a DTLS PSK identity or certificate subject), or "".
+func peerIdentity(addr net.Addr) string {
+	if a, ok := addr.(interface{ PeerIdentity() string }); ok {
+		return a.PeerIdentity()
+	}
+	return ""
 }
 
 // onDatagram handles a datagram from the session's address.

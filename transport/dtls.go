@@ -92,6 +92,11 @@ type DTLSAddr struct {
 // Network implements net.Addr.
 func (DTLSAddr) Network() string { return "dtls" }
 
+// PeerIdentity returns what the handshake proved: the PSK identity or the
+// certificate subject. The gateway, which does not import this package,
+// finds it through this method for access control.
+func (a DTLSAddr) PeerIdentity() string { return a.Identity }
+
 // String implements net.Addr: "psk:sensor-1@192.0.2.7:5000".
 func (a DTLSAddr) String() string {
 	return a.Kind.String() + ":" + a.Identity + "@" + a.AddrPort.String()

@@ -32,6 +32,7 @@ type Config struct {
 	Broker  BrokerConfig   `toml:"broker"`
 	Bridges []BridgeConfig `toml:"bridge"`
 	Auth    AuthConfig     `toml:"auth"`
+	DTLS    []DTLSConfig   `toml:"dtls"`
 }
 
 // LogConfig selects the log output.
@@ -312,6 +313,11 @@ func (c *Config) validate(path string) error {
 	}
 	if _, err := c.Auth.authorizer(); err != nil {
 		return bad("auth", err)
+	}
+	for i, d := range c.DTLS {
+		if _, err := d.options(nil); err != nil {
+			return bad(fmt.Sprintf("dtls[%d]", i), err)
+		}
 	}
 	for i, l := range c.Broker.Listeners {
 		if _, _, err := l.options(nil); err != nil {

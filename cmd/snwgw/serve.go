@@ -99,6 +99,7 @@ type server struct {
 	mqtt    []net.Listener
 	serving sync.WaitGroup // Broker.Serve loops
 	udp     []*transport.UDPConn
+	dtls    []*transport.DTLSConn
 	serial  []*transport.SerialLink
 	stopCtx context.CancelFunc
 }
@@ -192,6 +193,23 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 		}
 		log.Info("mqtt-sn listening", "link", l.Name, "receive_buffer", conn.RecvBufferSize())
 	}
+	for _, dc := range cfg.DTLS {
+		opts, err := dc.options(log.With("component", "dtls"))
+		if err != nil {
+			return nil, err
+		}
+		conn, err := transport.ListenDTLS(lctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.dtls = append(s.dtls, conn)
+		// A DTLS link has no broadcast: each peer is an association.
+		l := gateway.Link{Name: "dtls " + conn.LocalAddr().String(), Conn: conn, MaxPacketSize: dc.MaxPacketSize}
+		if err := s.gw.Serve(l); err != nil {
+			return nil, err
+		}
+		log.Info("mqtt-sn listening", "link", l.Name, "psk_identities", len(opts.PSK), "certificates", len(opts.Certificates) > 0)
+	}
 	for _, sc := range cfg.Serial {
 		opts, err := sc.options(log.With("component", "serial", "device", sc.Device))
 		if err != nil {
@@ -228,6 +246,9 @@ func (s *server) close(ctx context.Context) error {
 	}
 	for _, l := range s.serial {
 		_ = l.Close()
+	}
+	for _, d := range s.dtls {
+		_ = d.Close()
 	}
 	// Bridges go after the gateway, so what sensors sent last still has a
 	// way upstream, and before the broker they read from.
