@@ -63,33 +63,21 @@ func TestLateQoS2DuplicateAfterPubComp(t *testing.T) {
 		c := h.client("node-1")
 		c.connect("node-1", 600, true)
 		id := c.register("t", 1)
-		c.send(&mqttsn.Publish{QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("once")})
-		c.expect(&mqttsn.PubRec{MsgID: 7})
-		c.send(&mqttsn.PubRel{MsgID: 7})
-		c.expect(&mqttsn.PubComp{MsgID: 7})
+		c.publishQoS2(id, 7, false, "once")
 		assert.Equal(t, []byte("once"), obs.next().Payload)
 
 		// The late copy is acknowledged again, and nothing is published.
-		c.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("once")})
-		c.expect(&mqttsn.PubRec{MsgID: 7})
-		c.send(&mqttsn.PubRel{MsgID: 7})
-		c.expect(&mqttsn.PubComp{MsgID: 7})
+		c.publishQoS2(id, 7, true, "once")
 		obs.none()
 		assert.Equal(t, uint64(1), h.gw.Stats().Duplicates)
 
 		// A new message with the same id is published.
-		c.send(&mqttsn.Publish{QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("new")})
-		c.expect(&mqttsn.PubRec{MsgID: 7})
-		c.send(&mqttsn.PubRel{MsgID: 7})
-		c.expect(&mqttsn.PubComp{MsgID: 7})
+		c.publishQoS2(id, 7, false, "new")
 		assert.Equal(t, []byte("new"), obs.next().Payload)
 
 		// After the retransmission window a DUP copy can no longer be late.
 		time.Sleep(2 * time.Minute) // past T_retry × (N_retry+1), within the keep-alive
-		c.send(&mqttsn.Publish{DUP: true, QoS: mqttsn.QoS2, TopicID: id, MsgID: 7, Data: []byte("later")})
-		c.expect(&mqttsn.PubRec{MsgID: 7})
-		c.send(&mqttsn.PubRel{MsgID: 7})
-		c.expect(&mqttsn.PubComp{MsgID: 7})
+		c.publishQoS2(id, 7, true, "later")
 		assert.Equal(t, []byte("later"), obs.next().Payload)
 	})
 }

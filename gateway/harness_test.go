@@ -125,6 +125,17 @@ func (c *client) connectWithWill(id string, keepAlive uint16, will *mqttsn.WillT
 	c.expect(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
 }
 
+// publishQoS2 runs a whole client QoS 2 exchange on a registered topic id:
+//
+//	client --PUBLISH--> GW --PUBREC--> client --PUBREL--> GW --PUBCOMP--> client
+func (c *client) publishQoS2(topicID, msgID uint16, dup bool, data string) {
+	c.h.t.Helper()
+	c.send(&mqttsn.Publish{DUP: dup, QoS: mqttsn.QoS2, TopicID: topicID, MsgID: msgID, Data: []byte(data)})
+	c.expect(&mqttsn.PubRec{MsgID: msgID})
+	c.send(&mqttsn.PubRel{MsgID: msgID})
+	c.expect(&mqttsn.PubComp{MsgID: msgID})
+}
+
 // register registers topic and returns its id.
 func (c *client) register(topic string, msgID uint16) uint16 {
 	c.h.t.Helper()
