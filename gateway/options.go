@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/snwgw/snwgw/mqttsn"
 )
 
 // SleepPolicy says what happens when a sleeping client's buffer is full.
@@ -82,9 +85,46 @@ type Options struct {
 	// GOMAXPROCS).
 	Shards int
 
+	// Admission, when set, screens senders before the gateway keeps any
+	// state for them, such as a ClientId allowlist or per-address rate
+	// limits (default: everyone is admitted).
+	Admission Admission
+
 	// Logger receives connect, disconnect, sleep and lost lines at info
 	// level and rate-limited protocol errors at warn (default: discard).
 	Logger *slog.Logger
+}
+
+// Sender is where a datagram came from.
+type Sender struct {
+	// Link is the name of the link it arrived on (Link.Name).
+	Link string
+	// Addr is the link-level address: *net.UDPAddr for UDP, and whatever
+	// the link's ReadFrom returns for others (transport.XBeeAddr,
+	// transport.DTLSAddr, which carries the DTLS identity).
+	Addr net.Addr
+	// Node is the Wireless Node Id of a client behind a forwarder
+	// (MQTT-SN 1.2 §5.5), nil for a client on the link itself; Addr is
+	// then the forwarder's.
+	Node []byte
+}
+
+// Admission decides who may talk to the gateway. MQTT-SN 1.2 carries no
+// credentials, so the sender's link address is all there is to judge a
+// ClientId by. Its methods are called from the gateway's read loops and
+// shards at once: they must be safe for concurrent use, and cheap, since
+// a flood passes through them.
+type Admission interface {
+	// AdmitConnect decides a CONNECT, or a sleeping client's PINGREQ from
+	// a new address, that claims clientID. mqttsn.Accepted lets it go on;
+	// any other code refuses it and is sent back in CONNACK:
+	// RejectedNotSupported for a client not allowed there, or
+	// RejectedCongestion to have it come back later.
+	AdmitConnect(clientID string, from Sender) mqttsn.ReturnCode
+	// AdmitUnknown reports whether a datagram from a sender that has no
+	// session may be looked at; when it may not, the datagram is dropped
+	// unanswered.
+	AdmitUnknown(from Sender) bool
 }
 
 // ErrInvalidOptions wraps every problem Validate reports.

@@ -158,6 +158,10 @@ func (sh *shard) onConnect(ev event) {
 		g.log.Info("mqtt-sn connect refused", "client", p.ClientID, "addr", ev.addr, "code", rc)
 		return
 	}
+	if rc := sh.screen(p.ClientID, ev.key.link, ev.addr, ev.node); rc != mqttsn.Accepted {
+		sh.refuseScreened(rc, ev.key.link, ev.addr, ev.node)
+		return
+	}
 	s := sh.byID[p.ClientID]
 	if s == nil {
 		if g.sessions.Add(1) > int64(g.opts.MaxSessions) {
@@ -172,6 +176,36 @@ func (sh *shard) onConnect(ev event) {
 	s.rebind(ev.key, ev.addr, ev.node)
 	s.connect(p)
 	s.reschedule()
+}
+
+// screen puts a client that claims clientID from addr to the Admission
+// hook, counts and logs a refusal, and returns the verdict.
+func (sh *shard) screen(clientID string, l *link, addr net.Addr, node []byte) mqttsn.ReturnCode {
+	g := sh.g
+	if g.opts.Admission == nil {
+		return mqttsn.Accepted
+	}
+	rc := g.opts.Admission.AdmitConnect(clientID, Sender{Link: l.Name, Addr: addr, Node: node})
+	switch rc {
+	case mqttsn.Accepted:
+		return rc
+	case mqttsn.RejectedCongestion:
+		g.stats.connectLimited.Add(1)
+	default:
+		g.stats.notAdmitted.Add(1)
+	}
+	g.stats.refused.Add(1)
+	g.logProtocol("mqtt-sn client refused by admission rules", "client", clientID, "link", l.Name, "addr", addr, "code", rc)
+	return rc
+}
+
+// refuseScreened answers a CONNECT that screen refused. The answer shares
+// the budget of answers to unknown senders: the sender is not trusted,
+// and may be spoofing its address to turn the gateway into a reflector.
+func (sh *shard) refuseScreened(rc mqttsn.ReturnCode, l *link, addr net.Addr, node []byte) {
+	if sh.g.unknownLimit.allow(time.Now()) {
+		sh.g.encodeTo(&sh.out, l, addr, node, &mqttsn.ConnAck{ReturnCode: rc})
+	}
 }
 
 // admit checks a CONNECT against the gateway's rules
@@ -369,6 +403,10 @@ func (s *session) onDatagram(data []byte) {
 		if rc := s.sh.admit(p); rc != mqttsn.Accepted {
 			g.stats.refused.Add(1)
 			s.send(&mqttsn.ConnAck{ReturnCode: rc})
+			return
+		}
+		if rc := s.sh.screen(p.ClientID, s.key.link, s.addr, s.node); rc != mqttsn.Accepted {
+			s.sh.refuseScreened(rc, s.key.link, s.addr, s.node)
 			return
 		}
 		s.connect(p)
@@ -966,10 +1004,17 @@ func (sh *shard) onWakeFromNewAddress(ev event) {
 		sh.g.malformed(ev.key.link, ev.addr, err)
 		return
 	}
-	s := sh.byID[pkt.(*mqttsn.PingReq).ClientID]
+	id := pkt.(*mqttsn.PingReq).ClientID
+	s := sh.byID[id]
 	if s == nil || (s.state != stAsleep && s.state != stAwake) {
 		sh.g.stats.unknownSender.Add(1)
 		sh.g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.Disconnect{})
+		return
+	}
+	// Moving a sleeping session to a new address hands it the messages
+	// buffered for it, so the move is judged like a CONNECT; a refusal is
+	// not answered, as PINGREQ has no answer that says no.
+	if sh.screen(id, ev.key.link, ev.addr, ev.node) != mqttsn.Accepted {
 		return
 	}
 	s.rebind(ev.key, ev.addr, ev.node)

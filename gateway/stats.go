@@ -17,6 +17,8 @@ type counters struct {
 	ignoredMsgID, unexpected       atomic.Uint64
 	shardDropped                   atomic.Uint64
 	duplicates                     atomic.Uint64
+	notAdmitted, connectLimited    atomic.Uint64
+	unknownLimited                 atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -47,6 +49,9 @@ type Stats struct {
 	Unexpected       uint64 // messages that made no sense in the session's state
 	ShardDropped     uint64 // datagrams handed between shards and dropped because the target was full
 	Duplicates       uint64 // late copies of QoS 2 PUBLISHes already released, acknowledged and not published
+	NotAdmitted      uint64 // CONNECTs and wake-ups the Admission hook refused as not allowed (also in Refused)
+	ConnectLimited   uint64 // CONNECTs and wake-ups the Admission hook refused as too frequent (also in Refused)
+	UnknownLimited   uint64 // datagrams from unknown senders the Admission hook dropped
 }
 
 // Stats returns the gateway's counters.
@@ -78,6 +83,9 @@ func (g *Gateway) Stats() Stats {
 		IgnoredMsgID:     c.ignoredMsgID.Load(),
 		Unexpected:       c.unexpected.Load(),
 		ShardDropped:     c.shardDropped.Load(),
+		NotAdmitted:      c.notAdmitted.Load(),
+		ConnectLimited:   c.connectLimited.Load(),
+		UnknownLimited:   c.unknownLimited.Load(),
 		Duplicates:       c.duplicates.Load(),
 	}
 }
