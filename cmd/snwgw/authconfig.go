@@ -1,16 +1,48 @@
 package main
 
 import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/snwgw/snwgw/auth"
+	"github.com/snwgw/snwgw/gateway"
 	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/mqttsn"
+	"github.com/snwgw/snwgw/transport"
+)
+
+// Defaults of the MQTT-SN admission keys of [auth].
+const (
+	// A device connects once per boot or per lost connection; one CONNECT a
+	// second with bursts of ten holds a device in a reconnect loop without
+	// getting in the way of any client that works.
+	defaultConnectRate  = 1.0
+	defaultConnectBurst = 10
+	defaultUnknownBurst = 20
+	// Each tracked address costs about 200 bytes: 10,000 bound the
+	// limiters at about 2 MB each under a flood of spoofed addresses.
+	defaultRateLimitAddresses = 10_000
 )
 
 // AuthConfig is [auth]: who may connect to the broker and what every client,
-// MQTT or MQTT-SN, may publish and subscribe to.
+// MQTT or MQTT-SN, may publish and subscribe to; and which MQTT-SN senders
+// the gateway listens to.
 type AuthConfig struct {
 	PasswordFile   string `toml:"password_file"`
 	AllowAnonymous *bool  `toml:"allow_anonymous"`
 	ACLFile        string `toml:"acl_file"`
+
+	AllowlistFile      string   `toml:"allowlist_file"`
+	ConnectRate        *float64 `toml:"connect_rate"`
+	ConnectBurst       int      `toml:"connect_burst"`
+	UnknownRate        float64  `toml:"unknown_rate"`
+	UnknownBurst       int      `toml:"unknown_burst"`
+	RateLimitAddresses int      `toml:"rate_limit_addresses"`
 }
 
 // authorizer loads the files [auth] names and returns the broker's
@@ -41,4 +73,112 @@ func (a AuthConfig) authorizer() (mqttcore.Authorizer, error) {
 		}
 	}
 	return auth.NewAuthorizer(opts), nil
+}
+
+// withDefaults fills the admission keys left out.
+func (a AuthConfig) withDefaults() AuthConfig {
+	if a.ConnectRate == nil {
+		r := defaultConnectRate
+		a.ConnectRate = &r
+	}
+	if a.ConnectBurst == 0 {
+		a.ConnectBurst = defaultConnectBurst
+	}
+	if a.UnknownBurst == 0 {
+		a.UnknownBurst = defaultUnknownBurst
+	}
+	if a.RateLimitAddresses == 0 {
+		a.RateLimitAddresses = defaultRateLimitAddresses
+	}
+	return a
+}
+
+// admission builds the gateway's Admission hook from [auth]: nil when no
+// allowlist is set and both rate limits are off.
+func (a AuthConfig) admission() (gateway.Admission, error) {
+	a = a.withDefaults()
+	rate := func(key string, r float64, burst int) (*auth.RateLimiter, error) {
+		switch {
+		case r < 0 || math.IsNaN(r) || math.IsInf(r, 0):
+			return nil, fmt.Errorf("%s = %v: want a rate per second, 0 for no limit", key, r)
+		case r == 0:
+			return nil, nil
+		case burst < 1:
+			return nil, fmt.Errorf("%s_burst = %d: want at least 1", strings.TrimSuffix(key, "_rate"), burst)
+		case a.RateLimitAddresses < 1:
+			return nil, fmt.Errorf("rate_limit_addresses = %d: want at least 1", a.RateLimitAddresses)
+		}
+		return auth.NewRateLimiter(r, burst, a.RateLimitAddresses)
+	}
+	var (
+		adm admission
+		err error
+	)
+	if adm.connect, err = rate("connect_rate", *a.ConnectRate, a.ConnectBurst); err != nil {
+		return nil, err
+	}
+	if adm.unknown, err = rate("unknown_rate", a.UnknownRate, a.UnknownBurst); err != nil {
+		return nil, err
+	}
+	if a.AllowlistFile != "" {
+		if adm.allow, err = auth.LoadAllowlistFile(a.AllowlistFile); err != nil {
+			return nil, err
+		}
+	}
+	if adm.connect == nil && adm.unknown == nil && adm.allow == nil {
+		return nil, nil
+	}
+	return &adm, nil
+}
+
+// admission implements gateway.Admission with a ClientId allowlist and
+// per-address token buckets.
+type admission struct {
+	allow   *auth.Allowlist
+	connect *auth.RateLimiter
+	unknown *auth.RateLimiter
+}
+
+// AdmitConnect applies the rate limit before the allowlist, so a device
+// hammering with a ClientId it may not use is held to the limit as well.
+func (a *admission) AdmitConnect(clientID string, from gateway.Sender) mqttsn.ReturnCode {
+	if a.connect != nil && !a.connect.Allow(senderKey(from), time.Now()) {
+		return mqttsn.RejectedCongestion
+	}
+	if a.allow != nil && !a.allow.Allow(clientID, from.Addr) {
+		return mqttsn.RejectedNotSupported
+	}
+	return mqttsn.Accepted
+}
+
+// AdmitUnknown implements gateway.Admission.
+func (a *admission) AdmitUnknown(from gateway.Sender) bool {
+	return a.unknown == nil || a.unknown.Allow(senderKey(from), time.Now())
+}
+
+// senderKey names the sender a token bucket belongs to: the link, the
+// address a reply would go to, and a forwarded node's id, so that the
+// nodes behind one forwarder are limited one by one. An XBee module is
+// known by its 64-bit address alone: the 16-bit one is assigned by the
+// coordinator and changes.
+func senderKey(s gateway.Sender) string {
+	var b strings.Builder
+	b.WriteString(s.Link)
+	b.WriteByte('|')
+	switch a := s.Addr.(type) {
+	case transport.XBeeAddr:
+		b.WriteString(strconv.FormatUint(a.Addr64, 16))
+	case transport.DTLSAddr:
+		b.WriteString(a.AddrPort.String())
+	case *net.UDPAddr:
+		b.WriteString(a.AddrPort().String())
+	case nil:
+	default:
+		b.WriteString(a.String())
+	}
+	if len(s.Node) > 0 {
+		b.WriteByte('|')
+		b.WriteString(hex.EncodeToString(s.Node))
+	}
+	return b.String()
 }

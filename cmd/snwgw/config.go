@@ -295,6 +295,9 @@ func (c *Config) validate(path string) error {
 	if f := c.Log.Format; f != "" && f != "text" && f != "json" {
 		return bad("log.format", fmt.Errorf("%q is neither \"text\" nor \"json\"", f))
 	}
+	if _, err := c.Auth.admission(); err != nil {
+		return bad("auth", err)
+	}
 	if _, err := c.gatewayOptions(nil); err != nil {
 		return bad("gateway", err)
 	}
@@ -398,6 +401,9 @@ func (c *Config) gatewayOptions(log *slog.Logger) (*gateway.Options, error) {
 		Predefined:            pre,
 		PredefinedPerClient:   per,
 		Logger:                log,
+	}
+	if o.Admission, err = c.Auth.admission(); err != nil {
+		return nil, err
 	}
 	return o, o.Validate()
 }

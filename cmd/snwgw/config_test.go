@@ -87,6 +87,11 @@ func TestConfigRejectsInvalidValues(t *testing.T) {
 		"stop bits":        "[[serial]]\ndevice = \"/dev/null\"\nstop_bits = \"3\"\n",
 		"api mode":         "[[serial]]\ndevice = \"/dev/null\"\nframing = \"xbee\"\nxbee_api_mode = 3\n",
 		"size":             "[[udp]]\nreceive_buffer = \"lots\"\n",
+		"connect rate":     "[auth]\nconnect_rate = -1.0\n",
+		"connect burst":    "[auth]\nconnect_burst = -2\n",
+		"unknown burst":    "[auth]\nunknown_rate = 5.0\nunknown_burst = -1\n",
+		"tracked":          "[auth]\nrate_limit_addresses = -1\n",
+		"allowlist file":   "[auth]\nallowlist_file = \"/nonexistent/clients.allow\"\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(writeConfig(t, text))

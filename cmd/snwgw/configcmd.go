@@ -81,6 +81,7 @@ func (c *Config) effective() (*Config, error) {
 	if len(c.Gateway.PredefinedPerClient) > 0 {
 		e.Gateway.PredefinedPerClient = c.Gateway.PredefinedPerClient
 	}
+	e.Auth = e.Auth.withDefaults()
 	if len(e.UDP) == 0 && len(e.Serial) == 0 {
 		e.UDP = []UDPConfig{{}}
 	}

@@ -70,7 +70,14 @@ type udpClient struct {
 
 func dialUDP(t *testing.T, gw net.Addr) *udpClient {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return dialUDPFrom(t, gw, net.IPv4(127, 0, 0, 1))
+}
+
+// dialUDPFrom binds the client to ip, such as another address of the
+// loopback network, so it can play a device elsewhere.
+func dialUDPFrom(t *testing.T, gw net.Addr, ip net.IP) *udpClient {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return &udpClient{t: t, conn: conn, gw: gw.(*net.UDPAddr)}
@@ -95,6 +102,15 @@ func (c *udpClient) next() mqttsn.Packet {
 	p, err := mqttsn.Parse(buf[:n])
 	require.NoError(c.t, err)
 	return p
+}
+
+// none requires that nothing from the gateway is waiting to be read.
+func (c *udpClient) none() {
+	c.t.Helper()
+	require.NoError(c.t, c.conn.SetReadDeadline(time.Now()))
+	buf := make([]byte, 2048)
+	n, err := c.conn.Read(buf)
+	require.Error(c.t, err, "unexpected datagram % x", buf[:n])
 }
 
 func TestServeOverUDP(t *testing.T) {
