@@ -257,6 +257,7 @@ func loadConfig(path string) (*Config, error) {
 	if c.Version != 0 && c.Version != 1 {
 		return nil, &ConfigError{Path: path, Key: "version", Err: fmt.Errorf("version %d is not supported (this snwgw reads version 1)", c.Version)}
 	}
+	c.resolvePaths(path)
 	return &c, c.validate(path)
 }
 

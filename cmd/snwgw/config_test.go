@@ -145,3 +145,28 @@ qos = 2
 		assert.True(t, errors.As(err, &ce), "%s: got %v", name, err)
 	}
 }
+
+// TestConfigPathsAreRelativeToTheFile: a configuration that names the
+// files beside it works from any working directory.
+func TestConfigPathsAreRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "acl"), []byte("topic read #\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "clients.allow"), []byte("boiler\n"), 0o600))
+	p := filepath.Join(dir, "gateway.toml")
+	require.NoError(t, os.WriteFile(p, []byte("[auth]\nacl_file = \"acl\"\nallowlist_file = \"clients.allow\"\n"+
+		"[[bridge]]\nurl = \"mqtt://127.0.0.1\"\n[bridge.queue]\ndir = \"queue\"\n[[bridge.rule]]\nlocal_filter = \"a\"\n"+
+		"[[serial]]\ndevice = \"ttyUSB0\"\n"), 0o600))
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "acl"), c.Auth.ACLFile)
+	assert.Equal(t, filepath.Join(dir, "clients.allow"), c.Auth.AllowlistFile)
+	assert.Equal(t, filepath.Join(dir, "queue"), c.Bridges[0].Queue.Dir)
+	assert.Equal(t, "ttyUSB0", c.Serial[0].Device)
+
+	// And from a relative path to the file, as typed on a command line.
+	t.Chdir(dir)
+	c, err = loadConfig("gateway.toml")
+	require.NoError(t, err)
+	assert.Equal(t, "acl", c.Auth.ACLFile)
+}
