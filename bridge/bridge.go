@@ -103,10 +103,26 @@ type Bridge struct {
 
 	wg   sync.WaitGroup
 	link linkState
+	// offlineAcked is set once the upstream broker has acknowledged the
+	// offline state published by Close; disconnectPacket reads it.
+	offlineAcked atomic.Bool
+	hooks        hooks // set by tests only, before Start
 
 	forwardedOut, forwardedIn, queueDropped, qos0Dropped atomic.Int64
 	rejected, expired, corrupt, queueErrors              atomic.Int64
 	connects, connectFailures                            atomic.Int64
+}
+
+// hooks are points at which tests of this package stop the bridge, to force
+// an interleaving of Close with the setup after a connection. They are nil
+// outside tests.
+type hooks struct {
+	// beforeOnline runs on the sender just before it publishes the online
+	// state; ctx is the sender's.
+	beforeOnline func(ctx context.Context)
+	// afterOffline runs in Close after the offline publish, whose outcome
+	// err is, and before the disconnect.
+	afterOffline func(err error)
 }
 
 // New checks opts, reads the password file and the TLS files, and loads the
@@ -201,7 +217,8 @@ func tlsConfig(o TLSOptions) (*tls.Config, error) {
 // Start connects the bridge's session to the local broker, subscribes it to
 // the local filters of the out rules and starts the upstream connection,
 // which is retried until it succeeds. The bridge runs until Close, or until
-// ctx ends (Close must still be called).
+// ctx ends (Close must still be called); then the upstream connection ends
+// with the will, so the state upstream becomes offline.
 func (b *Bridge) Start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -303,9 +320,10 @@ func (b *Bridge) clientConfig() autopaho.ClientConfig {
 			QoS:     1,
 			Retain:  true,
 		},
-		OnConnectionUp:   b.onConnectionUp,
-		OnConnectionDown: b.onConnectionDown,
-		OnConnectError:   b.onConnectError,
+		DisconnectPacketBuilder: b.disconnectPacket,
+		OnConnectionUp:          b.onConnectionUp,
+		OnConnectionDown:        b.onConnectionDown,
+		OnConnectError:          b.onConnectError,
 		ClientConfig: paho.ClientConfig{
 			ClientID:          b.opts.ClientID,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){b.onPublishReceived},
@@ -350,11 +368,17 @@ func (b *Bridge) Stats() Stats {
 	}
 }
 
-// Close publishes the offline state if the upstream link is up, disconnects
-// normally (so the will is not published), stops the bridge's goroutines and
-// autopaho's, and ends the local session, which keeps what the memory queue
-// had not sent for SessionExpiry. It waits for all of that or for ctx, and
-// is idempotent: a second call waits for the first.
+// Close ends the bridge and leaves the retained state upstream offline. It
+// stops the bridge's goroutines, then publishes the offline state and waits
+// for the upstream broker's acknowledgement (bounded by ctx and
+// PublishTimeout), and disconnects. With the acknowledgement the DISCONNECT
+// is a normal one, which discards the will; without it (the link is or goes
+// down, the broker refuses the message, time runs out) the DISCONNECT asks
+// for the will, or the connection is already gone, and either way the
+// upstream broker publishes the offline will. Close then stops autopaho and
+// ends the local session, which keeps what the memory queue had not sent for
+// SessionExpiry. It waits for all of that or for ctx, and is idempotent: a
+// second call waits for the first.
 func (b *Bridge) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -375,23 +399,27 @@ func (b *Bridge) Close(ctx context.Context) error {
 	}
 
 	var errs []error
-	// The sender stops first, so that an online state it might be
-	// publishing cannot overtake the offline one.
+	// The sender, which alone publishes online, stops first, and offline is
+	// published only once it has returned: an online it wrote is then ahead
+	// of offline on the connection, or in paho's session store, which sends
+	// unacknowledged messages again in their original order after a
+	// reconnection (MQTT 5 §4.6). Either way online cannot land after
+	// offline.
 	b.stop()
 	if err := wait(ctx, b.wg.Wait); err != nil {
 		errs = append(errs, err)
-	}
-	// Publish offline even if the setup after the last connect (which
-	// publishes online) was cut short by Close: its online may already be
-	// upstream, and the clean DISCONNECT below suppresses the will, so
-	// without this the retained state could stay online for good. With no
-	// connection at all the publish fails at once, and the will has fired.
-	if ctx.Err() == nil {
+	} else {
 		up, _, _ := b.link.get()
-		if _, err := b.publishState(ctx, StateOffline); err != nil && up {
-			errs = append(errs, fmt.Errorf("publish offline state: %w", err))
+		err := b.publishOffline(ctx)
+		if err != nil && up {
+			b.log.Warn("upstream broker did not acknowledge the offline state; disconnecting with the will", "err", err)
+		}
+		if h := b.hooks.afterOffline; h != nil {
+			h(err)
 		}
 	}
+	// autopaho sends the DISCONNECT that disconnectPacket builds, if a
+	// connection is up by now.
 	if err := b.cm.Disconnect(ctx); err != nil && !errors.Is(err, autopaho.ConnectionDownError) {
 		errs = append(errs, fmt.Errorf("disconnect: %w", err))
 	}
@@ -406,6 +434,43 @@ func (b *Bridge) Close(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("bridge %s: close: %w", b.opts.Name, err)
 	}
+	return nil
+}
+
+// publishOffline publishes the offline state, waits for the upstream
+// broker's acknowledgement and records it for disconnectPacket. The wait
+// ends early when the link goes down: the connection is gone without a
+// DISCONNECT, so the upstream broker has published the will.
+func (b *Bridge) publishOffline(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, _, changed := b.link.get()
+	watching := make(chan struct{})
+	b.goFunc(func() {
+		defer close(watching)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
+			var up bool
+			if up, _, changed = b.link.get(); !up {
+				cancel()
+				return
+			}
+		}
+	})
+	_, err := b.publishState(ctx, StateOffline)
+	cancel()
+	<-watching
+	if err != nil {
+		return fmt.Errorf("publish offline state: %w", err)
+	}
+	b.offlineAcked.Store(true)
 	return nil
 }
 

@@ -64,6 +64,17 @@
 // "offline" when it closes, and "offline" as its will, so the upstream broker
 // publishes it when the gateway vanishes without a DISCONNECT.
 //
+// Close leaves offline as the retained state even when it races the setup
+// after a (re)connection. It publishes offline only once the sender, which
+// publishes online, has stopped, so an online already sent is ahead of it
+// (on the connection, or sent again from paho's session in its original
+// order). When the upstream broker does not acknowledge offline, Close ends
+// the connection with DISCONNECT reason code 0x04, "Disconnect with Will
+// Message" (MQTT 5 §3.14.2.1), instead of a normal DISCONNECT, which would
+// discard the will; the broker then publishes the will after all that came
+// before. The same DISCONNECT ends the connection when Start's context ends
+// without Close.
+//
 // # MQTT 5 only
 //
 // autopaho speaks MQTT 5 only, so upstream brokers must support MQTT 5. A
@@ -76,7 +87,10 @@
 // adds to the WaitGroup before it starts them: the pump, which alone pulls
 // deliveries from the local session and queues or publishes them, and the
 // sender, which alone sends the queue upstream, (re)subscribes upstream and
-// publishes the state after each connection. autopaho runs its own, which
-// Close waits for through ConnectionManager.Done. The in direction runs on
-// paho's receiving goroutine.
+// publishes the state after each connection. Close, once those two have
+// returned, runs a third through goFunc for as long as it waits for the
+// acknowledgement of the offline state: it ends that wait when the link goes
+// down. autopaho runs its own, which Close waits for through
+// ConnectionManager.Done. The in direction runs on paho's receiving
+// goroutine.
 package bridge

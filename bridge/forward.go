@@ -312,6 +312,9 @@ func (b *Bridge) connected(ctx context.Context) error {
 			}
 		}
 	}
+	if h := b.hooks.beforeOnline; h != nil {
+		h(ctx)
+	}
 	_, err := b.publishState(ctx, StateOnline)
 	return err
 }

@@ -115,6 +115,22 @@ func (b *Bridge) onConnectionDown() bool {
 	return true
 }
 
+// disconnectPacket builds the DISCONNECT with which autopaho ends the
+// upstream connection, on Close or when Start's context ends. Unless Close
+// has the acknowledgement of the offline state, it asks the upstream broker
+// to publish the will (MQTT 5 §3.14.2.1, reason code 0x04 "Disconnect with
+// Will Message"): the retained state may still be online (a setup cut short
+// by Close, an online sent again from the session on a reconnection during
+// Close), and a normal DISCONNECT would discard the will that corrects it.
+// The broker publishes the will after everything sent before the
+// DISCONNECT, so it comes after any such online.
+func (b *Bridge) disconnectPacket() *paho.Disconnect {
+	if b.offlineAcked.Load() {
+		return &paho.Disconnect{ReasonCode: packets.DisconnectNormalDisconnection}
+	}
+	return &paho.Disconnect{ReasonCode: packets.DisconnectDisconnectWithWillMessage}
+}
+
 // linkState is the upstream connection as the bridge's goroutines see it:
 // whether it is up, a generation that grows with every connection, and a
 // channel closed (and replaced) on every change.
