@@ -220,6 +220,20 @@ func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 	if cp.Username != nil {
 		opts.Username = *cp.Username
 	}
+	if c.ls.opts.UseIdentityAsUsername {
+		if opts.Identity == "" {
+			// Plain TCP, a certificate requested but not verified, or one
+			// without a common name: nothing stands for the user name, and
+			// the one the client sent must not be trusted in its place.
+			c.log.Debug("connect refused: no verified client certificate with a common name",
+				"remote", c.nc.RemoteAddr(), "client", cp.ClientID)
+			c.refuse(cp.Version, packet.NotAuthorized)
+			return false
+		}
+		// The certificate is the credential; a password the client sent
+		// anyway is not passed on.
+		opts.Username, opts.Password, opts.Authenticated = opts.Identity, nil, true
+	}
 	var clientMax uint32
 	var aliasMax uint16
 	problemInfo := true

@@ -61,6 +61,18 @@ type ListenerOptions struct {
 	// the client still sends after the broker has shut its side, so that the
 	// client sees an orderly close instead of a reset.
 	CloseTimeout time.Duration
+	// UseIdentityAsUsername makes the subject common name of the client's
+	// verified TLS certificate its user name, in place of any user name
+	// the client sends, and admits the client without a password
+	// (ClientInfo.Authenticated), as Mosquitto's use_identity_as_username
+	// does: the certificate is the credential, and the ACL's user sections
+	// apply to it. It belongs on a TLS listener that requires client
+	// certificates (LoadTLSConfig with a client CA). Serve cannot see the
+	// TLS configuration of the listener it is given, so the rule is held
+	// for each connection instead: a client without a verified
+	// certificate, or whose certificate has no common name, is refused
+	// (v5 CONNACK 0x87 not authorized, 3.1.1 return code 5).
+	UseIdentityAsUsername bool
 	// Logger receives the listener's diagnostics; nil takes the broker's.
 	Logger *slog.Logger
 }

@@ -99,15 +99,21 @@ type BrokerConfig struct {
 // ListenerConfig is one [[broker.listener]]: MQTT 3.1.1/5.0 over TCP, or
 // TLS when a certificate is given.
 type ListenerConfig struct {
-	Address        string   `toml:"address"`
-	CertFile       string   `toml:"cert_file"`
-	KeyFile        string   `toml:"key_file"`
-	ClientCAFile   string   `toml:"client_ca_file"`
-	MaxConnections int      `toml:"max_connections"`
-	MaxPacketSize  Size     `toml:"max_packet_size"`
-	MaxKeepAlive   Duration `toml:"max_keepalive"`
-	ConnectTimeout Duration `toml:"connect_timeout"`
+	Address               string   `toml:"address"`
+	CertFile              string   `toml:"cert_file"`
+	KeyFile               string   `toml:"key_file"`
+	ClientCAFile          string   `toml:"client_ca_file"`
+	UseIdentityAsUsername bool     `toml:"use_identity_as_username"`
+	MaxConnections        int      `toml:"max_connections"`
+	MaxPacketSize         Size     `toml:"max_packet_size"`
+	MaxKeepAlive          Duration `toml:"max_keepalive"`
+	ConnectTimeout        Duration `toml:"connect_timeout"`
 }
+
+// errIdentityWithoutClientCA reports use_identity_as_username on a
+// listener that does not verify client certificates: the user name would
+// have nothing to stand on.
+var errIdentityWithoutClientCA = errors.New("use_identity_as_username needs client_ca_file (with cert_file and key_file)")
 
 // options maps the table onto mqttcore.ListenerOptions and a TLS
 // configuration (nil for plain TCP).
@@ -118,9 +124,14 @@ func (l ListenerConfig) options(log *slog.Logger) (mqttcore.ListenerOptions, *tl
 		MaxKeepAlive:   uint16(min(l.MaxKeepAlive.Duration/time.Second, 65535)),
 		ConnectTimeout: l.ConnectTimeout.Duration,
 		Logger:         log,
+
+		UseIdentityAsUsername: l.UseIdentityAsUsername,
 	}
 	if l.MaxPacketSize < 0 {
 		return o, nil, fmt.Errorf("max_packet_size %d is negative", l.MaxPacketSize)
+	}
+	if l.UseIdentityAsUsername && l.ClientCAFile == "" {
+		return o, nil, fmt.Errorf("listener %s: %w", l.address(), errIdentityWithoutClientCA)
 	}
 	// Validate what was set; Serve fills the zero fields with defaults.
 	check := o
