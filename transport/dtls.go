@@ -582,10 +582,13 @@ func (c *DTLSConn) serve(a *association) {
 			c.opts.Logger.Debug("DTLS record refused", "peer", addr, "err", err)
 			continue
 		}
+		// Counted before it is handed on, so that whoever reads it (and
+		// answers) sees it counted.
+		c.packetsIn.Add(1)
 		select {
 		case c.in <- inPacket{data: append([]byte(nil), buf[:n]...), from: addr}:
-			c.packetsIn.Add(1)
 		default:
+			c.packetsIn.Add(^uint64(0))
 			c.overflow.Add(1)
 		}
 	}
@@ -724,11 +727,14 @@ func (c *DTLSConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		// address; the old peer is gone.
 		return 0, c.opErr("write", fmt.Errorf("%w: %s", ErrNoAssociation, addr))
 	}
+	// Counted before it leaves, so that a peer that has it sees it
+	// counted; taken back if it does not leave.
+	c.packetsOut.Add(1)
 	n, err := a.conn.Write(b)
 	if err != nil {
+		c.packetsOut.Add(^uint64(0))
 		return n, c.opErr("write", err)
 	}
-	c.packetsOut.Add(1)
 	return n, nil
 }
 
