@@ -41,6 +41,14 @@ func startServe(t *testing.T, args ...string) (*server, *syncBuffer) {
 		// Never the default TCP port 1883: something else may hold it.
 		args = append(args, "--mqtt", "127.0.0.1:0")
 	}
+	return startServeAsIs(t, args...)
+}
+
+// startServeAsIs is startServe without the added --mqtt, for a
+// configuration whose own [[broker.listener]] tables are under test (an
+// --mqtt flag replaces them).
+func startServeAsIs(t *testing.T, args ...string) (*server, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *server, 1)
 	done := make(chan error, 1)
