@@ -35,6 +35,7 @@ type connFlags struct {
 	framing     string
 	xbeeMode    int
 	xbeeGateway string
+	dtls        dtlsFlags
 
 	clientID  string
 	keepAlive int
@@ -55,12 +56,13 @@ type connFlags struct {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.host, "h", "127.0.0.1", "gateway host")
-	fs.IntVar(&c.port, "p", 1883, "gateway UDP port")
+	fs.IntVar(&c.port, "p", 1883, "gateway UDP port (a [[dtls]] link is on 8883 by convention)")
 	fs.StringVar(&c.serial, "serial", "", "serial device of the gateway link, instead of -h/-p")
 	fs.IntVar(&c.baud, "baud", 0, "serial baud rate (default 9600)")
 	fs.StringVar(&c.framing, "framing", "raw", "serial framing: raw or xbee")
 	fs.IntVar(&c.xbeeMode, "xbee-api-mode", 1, "XBee API mode: 1, or 2 (escaped)")
 	fs.StringVar(&c.xbeeGateway, "xbee-gateway", "", "the gateway's XBee address (64-bit hex, with xbee framing)")
+	c.dtls.register(fs)
 	fs.StringVar(&c.clientID, "i", "", "client id (default snwgw-<command>-<pid>)")
 	fs.IntVar(&c.keepAlive, "k", 60, "keep-alive in seconds (0 switches it off)")
 	fs.BoolVar(&c.noClean, "c", false, "clean session off: keep the subscriptions and the buffered messages of an earlier session")
@@ -68,8 +70,8 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.willPayload, "will-payload", "", "will message")
 	fs.IntVar(&c.willQoS, "will-qos", 0, "will QoS: 0, 1 or 2")
 	fs.BoolVar(&c.willRetain, "will-retain", false, "retain the will")
-	fs.DurationVar(&c.retry, "retry", 5*time.Second, "T_retry: how long to wait for an answer before sending again")
-	fs.IntVar(&c.retries, "retries", 3, "N_retry: how many times to send again before giving up")
+	fs.DurationVar(&c.retry, "retry", 5*time.Second, "T_retry: how long to wait for an answer before sending again, DTLS handshake flights included")
+	fs.IntVar(&c.retries, "retries", 3, "N_retry: how many times to send again before giving up (a DTLS handshake gets T_retry × (N_retry+1))")
 	fs.BoolVar(&c.debug, "d", false, "log the MQTT-SN conversation to stderr")
 }
 
@@ -86,7 +88,7 @@ func (c *connFlags) validate() error {
 	case c.retry <= 0 || c.retries < 0:
 		return usageError{"--retry must be positive and --retries not negative"}
 	}
-	return nil
+	return c.dtls.validate(c.serial != "")
 }
 
 // gatewayName names the gateway in error messages.
@@ -148,6 +150,15 @@ func (c *connFlags) dial(ctx context.Context, command string, stderr io.Writer, 
 			return nil, fmt.Errorf("gateway %s unreachable: %w", c.gatewayName(), err)
 		}
 		conn, gw = connectedConn{uc}, raddr
+		if c.dtls.enabled() {
+			var debug io.Writer
+			if c.debug {
+				debug = stderr
+			}
+			if conn, err = c.dtls.dialDTLS(ctx, conn, raddr, c.host, c.retry, c.retries, debug); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if c.debug {
 		conn = &debugConn{PacketConn: conn, w: stderr}
