@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/snwgw/snwgw/mqttsn"
@@ -70,7 +71,11 @@ func newCounter(ctx context.Context, broker, filter string, qos byte, stamped bo
 			if err != nil {
 				return nil, err
 			}
-			return bufferedConn{conn, bufio.NewReaderSize(conn, 64<<10)}, nil
+			// paho writes a packet in several writes unless the connection
+			// is a sync.Locker, and its pinger writes concurrently with
+			// SUBSCRIBE: without the lock a PINGREQ can land inside another
+			// packet. (A bare *net.TCPConn escapes this with writev.)
+			return packets.NewThreadSafeConn(bufferedConn{conn, bufio.NewReaderSize(conn, 64<<10)}), nil
 		},
 		ClientConfig: paho.ClientConfig{
 			ClientID: fmt.Sprintf("snwgw-bench-%d", time.Now().UnixNano()),
@@ -106,7 +111,7 @@ func newCounter(ctx context.Context, broker, filter string, qos byte, stamped bo
 }
 
 // bufferedConn reads through a buffer; writes go straight to the
-// connection, which is safe for concurrent writers.
+// connection.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
