@@ -5,11 +5,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/snwgw/snwgw/gateway"
 	"github.com/snwgw/snwgw/mqttsn"
 )
 
@@ -107,4 +109,27 @@ func TestE2EPerAddressRateLimits(t *testing.T) {
 	st := e.srv.gw.Stats()
 	assert.Equal(t, uint64(2), st.UnknownLimited)
 	assert.Equal(t, uint64(1), st.ConnectLimited)
+}
+
+// BenchmarkAdmission measures the admission hook serve builds from
+// [auth] (an allowlist of 10,000 ClientIds and the CONNECT limit) for one
+// CONNECT from a new sender each time, the worst case: a flood of spoofed
+// addresses that evicts a tracked sender on every call.
+func BenchmarkAdmission(b *testing.B) {
+	var list strings.Builder
+	for i := range 10_000 {
+		fmt.Fprintf(&list, "sensor-%d 10.0.%d.0/24\n", i, i%256)
+	}
+	allow := filepath.Join(b.TempDir(), "clients.allow")
+	require.NoError(b, os.WriteFile(allow, []byte(list.String()), 0o600))
+	adm, err := AuthConfig{AllowlistFile: allow}.admission()
+	require.NoError(b, err)
+	from := gateway.Sender{Link: "udp [::]:1883"}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		from.Addr = &net.UDPAddr{IP: net.IPv4(10, 0, byte(i>>8), byte(i)), Port: 40000 + i%20000}
+		adm.AdmitConnect("sensor-17", from)
+	}
 }
