@@ -30,7 +30,9 @@ import (
 // ("$7$", PBKDF2-SHA512) are verified too, so an existing Mosquitto
 // password file works unchanged.
 const (
-	// BcryptCost is the cost of new hashes: about 50 ms on a Raspberry Pi 4.
+	// BcryptCost is the cost of new hashes: one check takes about 85 ms of
+	// a server core (docs/benchmarks.md), slow enough against guessing and
+	// fast enough for a connect.
 	BcryptCost = bcrypt.DefaultCost
 	// MaxPasswordLen is bcrypt's limit; longer passwords are refused
 	// rather than silently truncated.
