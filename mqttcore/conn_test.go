@@ -3,7 +3,9 @@ package mqttcore_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -278,6 +280,30 @@ func TestMaxConnections(t *testing.T) {
 	_, _ = connectRaw(t, s.addr, packet.V311, &packet.ConnectPacket{ClientID: "one", CleanStart: true})
 	c := dialRaw(t, s.addr, packet.V311)
 	c.expectClosed()
+}
+
+// TestAdmitRefusesAtAccept: a connection the Admit hook refuses is closed
+// before its CONNECT is read; the next one it allows is served.
+func TestAdmitRefusesAtAccept(t *testing.T) {
+	var mu sync.Mutex
+	var asked []net.Addr
+	allow := false
+	s := serveBroker(t, nil, mqttcore.ListenerOptions{Admit: func(remote net.Addr) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, remote)
+		return allow
+	}})
+	c := dialRaw(t, s.addr, packet.V311)
+	c.expectClosed()
+	mu.Lock()
+	allow = true
+	mu.Unlock()
+	_, _ = connectRaw(t, s.addr, packet.V311, &packet.ConnectPacket{ClientID: "two", CleanStart: true})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, asked, 2)
+	assert.Equal(t, "127.0.0.1", asked[0].(*net.TCPAddr).IP.String())
 }
 
 func TestConnectTimeout(t *testing.T) {

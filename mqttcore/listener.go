@@ -73,6 +73,12 @@ type ListenerOptions struct {
 	// certificate, or whose certificate has no common name, is refused
 	// (v5 CONNACK 0x87 not authorized, 3.1.1 return code 5).
 	UseIdentityAsUsername bool
+	// Admit, when set, decides at accept whether a connection from remote
+	// is served at all: before the TLS handshake and the CONNECT, and so
+	// before a password check, which is slow on purpose. A refused
+	// connection is closed at once. It is called from the accept loop, so
+	// it must be cheap; a per-address rate limit is what it is for.
+	Admit func(remote net.Addr) bool
 	// Logger receives the listener's diagnostics; nil takes the broker's.
 	Logger *slog.Logger
 }
@@ -265,6 +271,11 @@ func (ls *listener) acceptLoop() error {
 			return fmt.Errorf("mqttcore: accept on %s: %w", ls.opts.Name, err)
 		}
 		backoff = 0
+		if ls.opts.Admit != nil && !ls.opts.Admit(nc.RemoteAddr()) {
+			ls.log.Debug("connection refused by admission rules", "remote", nc.RemoteAddr())
+			_ = nc.Close()
+			continue
+		}
 		c := newWireConn(ls, nc)
 		if !ls.add(c) {
 			ls.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr(), "max", ls.opts.MaxConnections)
