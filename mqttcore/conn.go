@@ -197,9 +197,12 @@ func fitReason(p packet.Packet, rc, fallback packet.ReasonCode) packet.ReasonCod
 }
 
 // certIdentity returns the subject common name of a TLS client certificate
-// that the handshake verified, or "" (plain TCP, no certificate).
+// that the handshake verified, or "" (plain TCP, no certificate). Any
+// connection that reports its TLS state the way *tls.Conn does counts, so
+// a transport layered over TLS (WebSocket over HTTPS) gets the same
+// treatment without mqttcore knowing it.
 func certIdentity(nc net.Conn) string {
-	tc, ok := nc.(*tls.Conn)
+	tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState })
 	if !ok {
 		return ""
 	}
