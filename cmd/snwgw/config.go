@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/snwgw/snwgw/gateway"
 	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/mqttcore/websocket"
 	"github.com/snwgw/snwgw/transport"
 )
 
@@ -97,9 +99,12 @@ type BrokerConfig struct {
 }
 
 // ListenerConfig is one [[broker.listener]]: MQTT 3.1.1/5.0 over TCP, or
-// TLS when a certificate is given.
+// TLS when a certificate is given; with protocol "websocket", MQTT over
+// WebSocket (ws, or wss with a certificate).
 type ListenerConfig struct {
 	Address               string   `toml:"address"`
+	Protocol              string   `toml:"protocol"`
+	WebSocketPath         string   `toml:"websocket_path"`
 	CertFile              string   `toml:"cert_file"`
 	KeyFile               string   `toml:"key_file"`
 	ClientCAFile          string   `toml:"client_ca_file"`
@@ -115,6 +120,12 @@ type ListenerConfig struct {
 // have nothing to stand on.
 var errIdentityWithoutClientCA = errors.New("use_identity_as_username needs client_ca_file (with cert_file and key_file)")
 
+// Listener protocols (protocol = ...).
+const (
+	protocolMQTT      = "mqtt"
+	protocolWebSocket = "websocket"
+)
+
 // options maps the table onto mqttcore.ListenerOptions and a TLS
 // configuration (nil for plain TCP).
 func (l ListenerConfig) options(log *slog.Logger) (mqttcore.ListenerOptions, *tls.Config, error) {
@@ -129,6 +140,14 @@ func (l ListenerConfig) options(log *slog.Logger) (mqttcore.ListenerOptions, *tl
 	}
 	if l.MaxPacketSize < 0 {
 		return o, nil, fmt.Errorf("max_packet_size %d is negative", l.MaxPacketSize)
+	}
+	switch l.Protocol {
+	case "", protocolMQTT, protocolWebSocket:
+	default:
+		return o, nil, fmt.Errorf("protocol %q is not %q or %q", l.Protocol, protocolMQTT, protocolWebSocket)
+	}
+	if l.WebSocketPath != "" && !strings.HasPrefix(l.WebSocketPath, "/") {
+		return o, nil, fmt.Errorf("websocket_path %q does not start with \"/\"", l.WebSocketPath)
 	}
 	if l.UseIdentityAsUsername && l.ClientCAFile == "" {
 		return o, nil, fmt.Errorf("listener %s: %w", l.address(), errIdentityWithoutClientCA)
@@ -148,14 +167,54 @@ func (l ListenerConfig) options(log *slog.Logger) (mqttcore.ListenerOptions, *tl
 	return o, cfg, err
 }
 
+// address is the configured address or the protocol's default: 1883 and
+// 8883 for MQTT (IANA), 8083 and 8084 for MQTT over WebSocket (the ports
+// EMQX and others have made the convention).
 func (l ListenerConfig) address() string {
-	if l.Address != "" {
+	ws := l.Protocol == protocolWebSocket
+	switch {
+	case l.Address != "":
 		return l.Address
-	}
-	if l.CertFile != "" {
+	case ws && l.CertFile != "":
+		return ":8084"
+	case ws:
+		return ":8083"
+	case l.CertFile != "":
 		return ":8883"
 	}
 	return ":1883"
+}
+
+// websocketPath is the configured HTTP path or the default.
+func (l ListenerConfig) websocketPath() string {
+	if l.WebSocketPath != "" {
+		return l.WebSocketPath
+	}
+	return websocket.DefaultPath
+}
+
+// listen opens the listener's socket for Broker.Serve, with tlsConfig from
+// options, and names it for the logs: "tcp ADDR" or "tls ADDR" for MQTT,
+// "ws ADDR" or "wss ADDR" for MQTT over WebSocket.
+func (l ListenerConfig) listen(tlsConfig *tls.Config, log *slog.Logger) (net.Listener, string, error) {
+	if l.Protocol != protocolWebSocket {
+		nl, err := mqttcore.Listen("tcp", l.address(), tlsConfig)
+		if err != nil {
+			return nil, "", err
+		}
+		if tlsConfig != nil {
+			return nl, "tls " + nl.Addr().String(), nil
+		}
+		return nl, "tcp " + nl.Addr().String(), nil
+	}
+	nl, err := websocket.Listen("tcp", l.address(), websocket.Options{Path: l.websocketPath(), TLSConfig: tlsConfig, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	if tlsConfig != nil {
+		return nl, "wss " + nl.Addr().String(), nil
+	}
+	return nl, "ws " + nl.Addr().String(), nil
 }
 
 // Duration is a TOML string such as "10s" or "15m".

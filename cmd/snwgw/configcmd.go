@@ -140,6 +140,10 @@ func (c *Config) effective() (*Config, error) {
 	for i := range e.Broker.Listeners {
 		l := &e.Broker.Listeners[i]
 		l.Address = l.address()
+		if l.Protocol == "" {
+			l.Protocol = protocolMQTT
+		}
+		l.WebSocketPath = l.websocketPath()
 		if l.MaxConnections == 0 {
 			l.MaxConnections = mqttcore.DefaultMaxConnections
 		}

@@ -144,15 +144,12 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 		if err != nil {
 			return nil, err
 		}
-		l, err := mqttcore.Listen("tcp", lc.address(), tlsConfig)
+		l, name, err := lc.listen(tlsConfig, log.With("component", "websocket"))
 		if err != nil {
 			return nil, err
 		}
 		s.mqtt = append(s.mqtt, l)
-		opts.Name = "tcp " + l.Addr().String()
-		if tlsConfig != nil {
-			opts.Name = "tls " + l.Addr().String()
-		}
+		opts.Name = name
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
