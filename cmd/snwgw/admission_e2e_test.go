@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snwgw/snwgw/gateway"
+	"github.com/snwgw/snwgw/internal/testpeer"
 	"github.com/snwgw/snwgw/mqttsn"
 )
 
@@ -109,6 +111,21 @@ func TestE2EPerAddressRateLimits(t *testing.T) {
 	st := e.srv.gw.Stats()
 	assert.Equal(t, uint64(2), st.UnknownLimited)
 	assert.Equal(t, uint64(1), st.ConnectLimited)
+}
+
+// TestE2EMQTTConnectRate: with mqtt_connect_rate set, mosquitto_pub
+// connects as often as the burst allows, and the next connection from the
+// same address is closed before anything is read from it.
+func TestE2EMQTTConnectRate(t *testing.T) {
+	// One per 1,000 s: no token comes back while the test runs.
+	e := startE2E(t, "--config", writeConfig(t, "[auth]\nmqtt_connect_rate = 0.001\nmqtt_connect_burst = 2\n"))
+	for range 2 {
+		e.mosquittoPub("mqttv5", "-t", "a/b", "-m", "x", "-q", "1")
+	}
+	host, port := e.hostPort()
+	out, err := exec.CommandContext(e.ctx, testpeer.Look(t, "mosquitto_pub", "mosquitto-clients"),
+		"-h", host, "-p", port, "-V", "mqttv5", "-t", "a/b", "-m", "x", "-q", "1").CombinedOutput()
+	assert.Error(t, err, "the third connection was served: %s", out)
 }
 
 // BenchmarkAdmission measures the admission hook serve builds from

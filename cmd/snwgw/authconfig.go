@@ -24,6 +24,9 @@ const (
 	defaultConnectRate  = 1.0
 	defaultConnectBurst = 10
 	defaultUnknownBurst = 20
+	// An MQTT application connects once and stays; twenty at once from
+	// one address leaves room for a host that starts many.
+	defaultMQTTConnectBurst = 20
 	// Each tracked address costs about 200 bytes: 10,000 bound the
 	// limiters at about 2 MB each under a flood of spoofed addresses.
 	defaultRateLimitAddresses = 10_000
@@ -43,6 +46,9 @@ type AuthConfig struct {
 	UnknownRate        float64  `toml:"unknown_rate"`
 	UnknownBurst       int      `toml:"unknown_burst"`
 	RateLimitAddresses int      `toml:"rate_limit_addresses"`
+
+	MQTTConnectRate  float64 `toml:"mqtt_connect_rate"`
+	MQTTConnectBurst int     `toml:"mqtt_connect_burst"`
 }
 
 // authorizer loads the files [auth] names and returns the broker's
@@ -90,34 +96,59 @@ func (a AuthConfig) withDefaults() AuthConfig {
 	if a.RateLimitAddresses == 0 {
 		a.RateLimitAddresses = defaultRateLimitAddresses
 	}
+	if a.MQTTConnectBurst == 0 {
+		a.MQTTConnectBurst = defaultMQTTConnectBurst
+	}
 	return a
+}
+
+// limiter builds a per-address token bucket from one of [auth]'s rate
+// keys: nil when the rate is 0 (no limit).
+func (a AuthConfig) limiter(key string, r float64, burst int) (*auth.RateLimiter, error) {
+	switch {
+	case r < 0 || math.IsNaN(r) || math.IsInf(r, 0):
+		return nil, fmt.Errorf("%s = %v: want a rate per second, 0 for no limit", key, r)
+	case r == 0:
+		return nil, nil
+	case burst < 1:
+		return nil, fmt.Errorf("%s_burst = %d: want at least 1", strings.TrimSuffix(key, "_rate"), burst)
+	case a.RateLimitAddresses < 1:
+		return nil, fmt.Errorf("rate_limit_addresses = %d: want at least 1", a.RateLimitAddresses)
+	}
+	return auth.NewRateLimiter(r, burst, a.RateLimitAddresses)
+}
+
+// mqttAdmit builds the accept-time hook of the MQTT listeners from
+// mqtt_connect_rate: nil when it is 0. Connections are counted per IP
+// address, since a TCP client's port changes with every connection; one
+// limit is shared by every listener.
+func (a AuthConfig) mqttAdmit() (func(net.Addr) bool, error) {
+	a = a.withDefaults()
+	l, err := a.limiter("mqtt_connect_rate", a.MQTTConnectRate, a.MQTTConnectBurst)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	return func(remote net.Addr) bool {
+		key := remote.String()
+		if t, ok := remote.(*net.TCPAddr); ok {
+			key = t.IP.String()
+		}
+		return l.Allow(key, time.Now())
+	}, nil
 }
 
 // admission builds the gateway's Admission hook from [auth]: nil when no
 // allowlist is set and both rate limits are off.
 func (a AuthConfig) admission() (gateway.Admission, error) {
 	a = a.withDefaults()
-	rate := func(key string, r float64, burst int) (*auth.RateLimiter, error) {
-		switch {
-		case r < 0 || math.IsNaN(r) || math.IsInf(r, 0):
-			return nil, fmt.Errorf("%s = %v: want a rate per second, 0 for no limit", key, r)
-		case r == 0:
-			return nil, nil
-		case burst < 1:
-			return nil, fmt.Errorf("%s_burst = %d: want at least 1", strings.TrimSuffix(key, "_rate"), burst)
-		case a.RateLimitAddresses < 1:
-			return nil, fmt.Errorf("rate_limit_addresses = %d: want at least 1", a.RateLimitAddresses)
-		}
-		return auth.NewRateLimiter(r, burst, a.RateLimitAddresses)
-	}
 	var (
 		adm admission
 		err error
 	)
-	if adm.connect, err = rate("connect_rate", *a.ConnectRate, a.ConnectBurst); err != nil {
+	if adm.connect, err = a.limiter("connect_rate", *a.ConnectRate, a.ConnectBurst); err != nil {
 		return nil, err
 	}
-	if adm.unknown, err = rate("unknown_rate", a.UnknownRate, a.UnknownBurst); err != nil {
+	if adm.unknown, err = a.limiter("unknown_rate", a.UnknownRate, a.UnknownBurst); err != nil {
 		return nil, err
 	}
 	if a.AllowlistFile != "" {

@@ -369,6 +369,9 @@ func (c *Config) validate(path string) error {
 	if _, err := c.Auth.admission(); err != nil {
 		return bad("auth", err)
 	}
+	if _, err := c.Auth.mqttAdmit(); err != nil {
+		return bad("auth", err)
+	}
 	if _, err := c.gatewayOptions(nil); err != nil {
 		return bad("gateway", err)
 	}

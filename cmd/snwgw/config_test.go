@@ -91,6 +91,8 @@ func TestConfigRejectsInvalidValues(t *testing.T) {
 		"connect burst":    "[auth]\nconnect_burst = -2\n",
 		"unknown burst":    "[auth]\nunknown_rate = 5.0\nunknown_burst = -1\n",
 		"tracked":          "[auth]\nrate_limit_addresses = -1\n",
+		"mqtt rate":        "[auth]\nmqtt_connect_rate = -0.5\n",
+		"mqtt burst":       "[auth]\nmqtt_connect_rate = 1.0\nmqtt_connect_burst = -1\n",
 		"allowlist file":   "[auth]\nallowlist_file = \"/nonexistent/clients.allow\"\n",
 	} {
 		t.Run(name, func(t *testing.T) {

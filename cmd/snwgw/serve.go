@@ -139,11 +139,16 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 		}
 		s.bridges = append(s.bridges, br)
 	}
+	admit, err := cfg.Auth.mqttAdmit()
+	if err != nil {
+		return nil, err
+	}
 	for _, lc := range cfg.Broker.Listeners {
 		opts, tlsConfig, err := lc.options(log.With("component", "mqtt"))
 		if err != nil {
 			return nil, err
 		}
+		opts.Admit = admit
 		l, name, err := lc.listen(tlsConfig, log.With("component", "websocket"))
 		if err != nil {
 			return nil, err
