@@ -1,11 +1,3 @@
-// Package memconn is an in-memory datagram network for tests: every Conn
-// is a net.PacketConn built on channels, so tests that drive timers with
-// testing/synctest can run a gateway and its clients without sockets (the
-// fake clock only advances while every goroutine is blocked on channels or
-// timers, which socket I/O is not).
-//
-// Delivery follows UDP: a datagram to an address nobody listens on, or to
-// a Conn whose queue is full, is dropped and counted.
 package memconn
 
 import (
@@ -29,17 +21,21 @@ func (a Addr) String() string { return string(a) }
 
 // Network connects Conns by address.
 type Network struct {
-	mu    sync.Mutex
-	conns map[Addr]*Conn
-	// Dropped counts datagrams that found no listener or a full queue.
+	mu     sync.Mutex
+	conns  map[Addr]*Conn
+	groups map[Addr]map[*Conn]struct{} // group → members; never empty
+	// Dropped counts datagrams that found no listener or a full queue; a
+	// datagram to a group counts once for every member that dropped it.
 	Dropped atomic.Uint64
 }
 
 // NewNetwork returns an empty network.
-func NewNetwork() *Network { return &Network{conns: make(map[Addr]*Conn)} }
+func NewNetwork() *Network {
+	return &Network{conns: make(map[Addr]*Conn), groups: make(map[Addr]map[*Conn]struct{})}
+}
 
-// Listen returns a Conn bound to addr; it panics if addr is taken, which is
-// a mistake in the test.
+// Listen returns a Conn bound to addr; it panics if addr is taken, by a
+// Conn or a group, which is a mistake in the test.
 func (n *Network) Listen(addr string) *Conn {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -47,7 +43,16 @@ func (n *Network) Listen(addr string) *Conn {
 	if _, taken := n.conns[a]; taken {
 		panic(fmt.Sprintf("memconn: address %q in use", addr))
 	}
-	c := &Conn{net: n, addr: a, in: make(chan datagram, QueueLen), closed: make(chan struct{})}
+	if _, group := n.groups[a]; group {
+		panic(fmt.Sprintf("memconn: address %q is a group", addr))
+	}
+	c := &Conn{
+		net:         n,
+		addr:        a,
+		in:          make(chan datagram, QueueLen),
+		closed:      make(chan struct{}),
+		deadlineSet: make(chan struct{}),
+	}
 	n.conns[a] = c
 	return c
 }
@@ -67,58 +72,129 @@ type Conn struct {
 
 	mu       sync.Mutex
 	deadline time.Time
+	// deadlineSet is closed, and replaced, whenever the read deadline
+	// changes, so that a ReadFrom blocked under the old deadline starts
+	// over with the new one.
+	deadlineSet chan struct{}
 }
 
-// ReadFrom returns the next datagram sent to c.
+// Join makes c receive, besides what is sent to its own address, every
+// datagram sent to group, as a socket does that listens for broadcasts or
+// has joined a multicast group. That includes datagrams c sends to group
+// itself, as with multicast loopback. Joining again does nothing; Close
+// leaves every group. Join panics if group is the address of a Conn,
+// which is a mistake in the test.
+func (c *Conn) Join(group string) {
+	n := c.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := Addr(group)
+	if _, taken := n.conns[g]; taken {
+		panic(fmt.Sprintf("memconn: group %q is the address of a conn", group))
+	}
+	if n.conns[c.addr] != c {
+		return // closed
+	}
+	members := n.groups[g]
+	if members == nil {
+		members = make(map[*Conn]struct{})
+		n.groups[g] = members
+	}
+	members[c] = struct{}{}
+}
+
+// ReadFrom returns the next datagram sent to c. Like a socket's, it fails
+// with os.ErrDeadlineExceeded once the read deadline has passed, even if
+// datagrams are waiting.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
-	c.mu.Lock()
-	dl := c.deadline
-	c.mu.Unlock()
-	var timeout <-chan time.Time
-	if !dl.IsZero() {
-		t := time.NewTimer(time.Until(dl))
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case d := <-c.in:
-		return copy(p, d.b), d.from, nil
-	case <-c.closed:
-		return 0, nil, &net.OpError{Op: "read", Net: "mem", Addr: c.addr, Err: net.ErrClosed}
-	case <-timeout:
-		return 0, nil, &net.OpError{Op: "read", Net: "mem", Addr: c.addr, Err: os.ErrDeadlineExceeded}
+	for {
+		c.mu.Lock()
+		dl, changed := c.deadline, c.deadlineSet
+		c.mu.Unlock()
+		var (
+			timer   *time.Timer
+			timeout <-chan time.Time
+		)
+		if !dl.IsZero() {
+			wait := time.Until(dl)
+			if wait <= 0 {
+				return 0, nil, c.opError("read", os.ErrDeadlineExceeded)
+			}
+			timer = time.NewTimer(wait)
+			timeout = timer.C
+		}
+		select {
+		case d := <-c.in:
+			stop(timer)
+			return copy(p, d.b), d.from, nil
+		case <-c.closed:
+			stop(timer)
+			return 0, nil, c.opError("read", net.ErrClosed)
+		case <-timeout:
+			// Checked again above: the deadline may have moved meanwhile.
+		case <-changed:
+			stop(timer)
+		}
 	}
 }
 
-// WriteTo sends a copy of p to addr.
+func stop(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: "mem", Addr: c.addr, Err: err}
+}
+
+// WriteTo sends a copy of p to addr: to the Conn bound to it, or to every
+// member if addr is a group.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	select {
 	case <-c.closed:
-		return 0, &net.OpError{Op: "write", Net: "mem", Addr: c.addr, Err: net.ErrClosed}
+		return 0, c.opError("write", net.ErrClosed)
 	default:
 	}
-	c.net.mu.Lock()
-	dst := c.net.conns[Addr(addr.String())]
-	c.net.mu.Unlock()
-	if dst == nil {
-		c.net.Dropped.Add(1)
+	n := c.net
+	to := Addr(addr.String())
+	n.mu.Lock()
+	var dst []*Conn
+	if conn := n.conns[to]; conn != nil {
+		dst = append(dst, conn)
+	}
+	for m := range n.groups[to] {
+		dst = append(dst, m)
+	}
+	n.mu.Unlock()
+	if len(dst) == 0 {
+		n.Dropped.Add(1)
 		return len(p), nil
 	}
-	select {
-	case dst.in <- datagram{b: append([]byte(nil), p...), from: c.addr}:
-	default:
-		c.net.Dropped.Add(1)
+	for _, d := range dst {
+		select {
+		case d.in <- datagram{b: append([]byte(nil), p...), from: c.addr}:
+		default:
+			n.Dropped.Add(1)
+		}
 	}
 	return len(p), nil
 }
 
-// Close unbinds c and unblocks its readers.
+// Close unbinds c, leaves its groups and unblocks its readers.
 func (c *Conn) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
-		c.net.mu.Lock()
-		delete(c.net.conns, c.addr)
-		c.net.mu.Unlock()
+		n := c.net
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.conns, c.addr)
+		for g, members := range n.groups {
+			delete(members, c)
+			if len(members) == 0 {
+				delete(n.groups, g)
+			}
+		}
 	})
 	return nil
 }
@@ -129,12 +205,23 @@ func (c *Conn) LocalAddr() net.Addr { return c.addr }
 // SetDeadline sets the read deadline; writes never block.
 func (c *Conn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 
-// SetReadDeadline bounds ReadFrom calls that start after it.
+// SetReadDeadline bounds ReadFrom calls, those already blocked included;
+// a zero t means no deadline.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadline = t
+	close(c.deadlineSet)
+	c.deadlineSet = make(chan struct{})
 	c.mu.Unlock()
 	return nil
+}
+
+// ReadDeadline returns the read deadline last set, so a test can check
+// that code which borrows a Conn hands it back without one.
+func (c *Conn) ReadDeadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline
 }
 
 // SetWriteDeadline does nothing: writes never block.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snwgw/snwgw/internal/memconn"
 	"github.com/snwgw/snwgw/mqttsn"
 	"github.com/stretchr/testify/require"
 )
@@ -19,14 +20,14 @@ func (d discardConn) ReadFrom([]byte) (int, net.Addr, error) {
 }
 func (discardConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
 func (d discardConn) Close() error                            { close(d.closed); return nil }
-func (discardConn) LocalAddr() net.Addr                       { return memAddr("client") }
+func (discardConn) LocalAddr() net.Addr                       { return memconn.Addr("client") }
 func (discardConn) SetDeadline(time.Time) error               { return nil }
 func (discardConn) SetReadDeadline(time.Time) error           { return nil }
 func (discardConn) SetWriteDeadline(time.Time) error          { return nil }
 
 func benchClient(b *testing.B, opts Options) *Client {
 	b.Helper()
-	c, err := Dial(discardConn{closed: make(chan struct{})}, memAddr("gateway"), opts)
+	c, err := Dial(discardConn{closed: make(chan struct{})}, memconn.Addr("gateway"), opts)
 	require.NoError(b, err)
 	b.Cleanup(func() { c.Close() })
 	c.mu.Lock()

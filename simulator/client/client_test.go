@@ -351,7 +351,7 @@ func TestOnlyOneOutstandingPerClass(t *testing.T) {
 		require.NotNil(t, pub)
 		require.NotNil(t, sub)
 		synctest.Wait()
-		assert.Zero(t, h.gwc.pending(), "a second message of a class went out before the first was acknowledged")
+		assert.Zero(t, h.gwc.Pending(), "a second message of a class went out before the first was acknowledged")
 
 		// The gateway answers everything; the waiting calls then go out,
 		// in any order: PUBREL, the second PUBLISH, the second of
@@ -753,7 +753,7 @@ func TestEncapsulation(t *testing.T) {
 func TestQueueFullLeavesQoS1Unacknowledged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		block := make(chan struct{})
-		cc, gc := memPipe("client", "gateway")
+		cc, gc := memLink(t, "client", "gateway")
 		gw := &fakeGW{t: t, conn: gc, client: cc.LocalAddr()}
 		c, err := Dial(cc, gc.LocalAddr(), Options{ClientID: "c", QueueSize: 1, Handler: func(Message) { <-block }})
 		require.NoError(t, err)
@@ -775,7 +775,7 @@ func TestQueueFullLeavesQoS1Unacknowledged(t *testing.T) {
 		gw.send(pub(3))                                                           // queue full: not acknowledged, so the gateway retransmits it
 		gw.send(&mqttsn.Publish{TopicIDType: mqttsn.TopicPredefined, TopicID: 1}) // QoS 0: dropped
 		synctest.Wait()
-		assert.Zero(t, gc.pending())
+		assert.Zero(t, gc.Pending())
 		assert.Equal(t, uint64(2), c.Stats().Dropped)
 	})
 }
@@ -808,7 +808,7 @@ func TestContextCancelsCall(t *testing.T) {
 }
 
 func TestOptionsValidation(t *testing.T) {
-	cc, gc := memPipe("client", "gateway")
+	cc, gc := memLink(t, "client", "gateway")
 	for name, o := range map[string]Options{
 		"keep-alive fraction": {KeepAlive: 1500 * time.Millisecond},
 		"keep-alive too long": {KeepAlive: 65536 * time.Second},

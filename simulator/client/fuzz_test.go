@@ -3,6 +3,7 @@ package client
 import (
 	"testing"
 
+	"github.com/snwgw/snwgw/internal/memconn"
 	"github.com/snwgw/snwgw/mqttsn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,7 +56,7 @@ func FuzzReceive(f *testing.F) {
 		}
 		// No goroutines: the receive path runs on the fuzzer's, replies
 		// go nowhere and the bounded queue is never drained.
-		c, err := newClient(discardConn{closed: make(chan struct{})}, memAddr("gateway"), opts)
+		c, err := newClient(discardConn{closed: make(chan struct{})}, memconn.Addr("gateway"), opts)
 		require.NoError(t, err)
 		c.mu.Lock()
 		c.state = StateActive

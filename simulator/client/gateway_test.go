@@ -6,13 +6,14 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/snwgw/snwgw/internal/memconn"
 	"github.com/snwgw/snwgw/mqttsn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // fakeGW plays the gateway's side of scripted conversations from the test
-// goroutine, over a memConn or a real UDP socket.
+// goroutine, over a memconn.Conn or a real UDP socket.
 type fakeGW struct {
 	t      *testing.T
 	conn   net.PacketConn
@@ -80,13 +81,23 @@ func (g *fakeGW) sendRaw(b []byte) {
 	require.NoError(g.t, err)
 }
 
-// harness is a Client on a memConn with a fakeGW on the other end, and
+// memLink returns two Conns on a fresh in-memory network. When the test
+// ends it checks that no datagram went to an address nobody listens on,
+// so a datagram sent astray fails the test instead of vanishing.
+func memLink(t *testing.T, a, b string) (*memconn.Conn, *memconn.Conn) {
+	t.Helper()
+	n := memconn.NewNetwork()
+	t.Cleanup(func() { assert.Zero(t, n.Dropped.Load(), "datagrams dropped by the in-memory network") })
+	return n.Listen(a), n.Listen(b)
+}
+
+// harness is a Client on a memconn.Conn with a fakeGW on the other end, and
 // the messages and lost-session errors the Client reported.
 type harness struct {
 	t    *testing.T
 	c    *Client
 	gw   *fakeGW
-	gwc  *memConn
+	gwc  *memconn.Conn
 	msgs chan Message
 	lost chan error
 }
@@ -96,7 +107,7 @@ type harness struct {
 // synctest.Test.
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	cc, gc := memPipe("client", "gateway")
+	cc, gc := memLink(t, "client", "gateway")
 	h := &harness{t: t, gwc: gc, msgs: make(chan Message, 64), lost: make(chan error, 4)}
 	h.gw = &fakeGW{t: t, conn: gc, client: cc.LocalAddr()}
 	if opts.Forwarder != nil {
@@ -133,6 +144,6 @@ func (h *harness) connect() {
 func (h *harness) quiet() {
 	h.t.Helper()
 	synctest.Wait()
-	assert.Zero(h.t, h.gwc.pending(), "client sent unexpected datagrams")
+	assert.Zero(h.t, h.gwc.Pending(), "client sent unexpected datagrams")
 	assert.Zero(h.t, len(h.msgs), "unexpected deliveries")
 }
