@@ -155,6 +155,65 @@ func BenchmarkPublishQoS0(b *testing.B) {
 	<-done
 }
 
+// BenchmarkPublishQoS0Clients is BenchmarkPublishQoS0 with the messages
+// spread round robin over 1,000 registered clients, as in the ingest
+// scenario of snwgw bench: each shard then holds hundreds of sessions in its
+// timer heap and the address map, which one client does not show.
+func BenchmarkPublishQoS0Clients(b *testing.B) {
+	const clients = 1000
+	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
+	require.NoError(b, err)
+	require.NoError(b, broker.Start(context.Background()))
+	defer broker.Close(context.Background())
+	g, err := New(broker, &Options{})
+	require.NoError(b, err)
+	defer g.Close(context.Background())
+	conn := newInjectConn()
+	conn.reply = make(chan struct{}, 16)
+	require.NoError(b, g.Serve(Link{Name: "bench", Conn: conn}))
+
+	cons := &countingConsumer{ch: make(chan struct{}, 1)}
+	sub, _, err := broker.Connect(mqttcore.ConnectOptions{ClientID: "sub", CleanStart: true, Consumer: cons, MaxQueued: 1 << 20})
+	require.NoError(b, err)
+	_, err = sub.Subscribe(mqttcore.Subscription{Filter: "bench/#"})
+	require.NoError(b, err)
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range cons.ch {
+			for {
+				if _, ok := sub.Next(); !ok {
+					break
+				}
+				got.Add(1)
+			}
+		}
+	}()
+
+	for i := range clients {
+		ap := clientAddr(i)
+		conn.in <- injected{encode(b, &mqttsn.Connect{ClientID: fmt.Sprintf("c%d", i), Duration: 600, CleanSession: true}), ap}
+		<-conn.reply
+		conn.in <- injected{encode(b, &mqttsn.Register{MsgID: 1, TopicName: fmt.Sprintf("bench/%d", i)}), ap}
+		<-conn.reply
+	}
+	conn.reply = nil
+	pub := encode(b, &mqttsn.Publish{TopicID: 1, Data: make([]byte, 32)})
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		conn.in <- injected{pub, clientAddr(i % clients)}
+	}
+	for got.Load() < int64(b.N) {
+		runtime.Gosched()
+	}
+	b.StopTimer()
+	close(cons.ch)
+	<-done
+}
+
 // TestMemoryPerIdleClient measures the heap held by idle MQTT-SN clients:
 // each connected, with one registered topic and one subscription, which is
 // what a typical sensor leaves behind. It reports bytes per client and
@@ -210,4 +269,36 @@ func TestMemoryPerIdleClient(t *testing.T) {
 	t.Logf("heap per idle client (gateway session + broker session + topic id + subscription): %.0f bytes", per)
 	require.Less(t, per, 2048.0)
 	runtime.KeepAlive(g)
+}
+
+// BenchmarkKeepAliveReschedule measures what a datagram from an active
+// client costs the timers of its shard: its keep-alive deadline moves on,
+// among 500 sessions (a shard's share of the ingest scenario's 1,000).
+func BenchmarkKeepAliveReschedule(b *testing.B) {
+	const sessions = 500
+	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
+	require.NoError(b, err)
+	require.NoError(b, broker.Start(context.Background()))
+	defer broker.Close(context.Background())
+	g, err := New(broker, &Options{})
+	require.NoError(b, err)
+	defer g.Close(context.Background())
+	sh := newShard(g) // not started: owned by this goroutine
+	now := time.Now()
+	ss := make([]*session, sessions)
+	for i := range ss {
+		s := sh.newSession(fmt.Sprintf("c%d", i))
+		s.state = stActive
+		s.keepAlive = 600 * time.Second
+		s.lastHeard = now.Add(time.Duration(i) * time.Millisecond)
+		s.reschedule()
+		ss[i] = s
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s := ss[i%sessions]
+		s.lastHeard = now.Add(time.Duration(sessions+i) * time.Millisecond)
+		s.reschedule()
+	}
 }

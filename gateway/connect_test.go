@@ -187,6 +187,31 @@ func TestKeepAliveLostAfterOneAndAHalfTimes(t *testing.T) {
 	})
 }
 
+// The keep-alive deadline moves on with every datagram while its timer
+// entry stays where it was: the stale entry must not lose the client, and
+// the deadline of the last datagram must.
+func TestKeepAliveFollowsEveryDatagram(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		wills := h.observe("wills/#", 0)
+		c := h.client("node-1")
+		c.connectWithWill("node-1", 60, &mqttsn.WillTopic{Topic: "wills/node-1"}, "lost")
+		topic := c.register("data/node-1", 1)
+		for range 5 {
+			time.Sleep(50 * time.Second)
+			c.send(&mqttsn.Publish{TopicID: topic, Data: []byte("21.5")})
+		}
+		// 250 s since CONNECT, long past its own deadline (90 s) and those
+		// of the earlier datagrams; 90 s after the last one it is lost.
+		time.Sleep(89 * time.Second)
+		wills.none()
+		assert.Zero(t, h.gw.Stats().Lost)
+		time.Sleep(time.Second + time.Millisecond)
+		assert.Equal(t, []byte("lost"), wills.next().Payload)
+		assert.Equal(t, uint64(1), h.gw.Stats().Lost)
+	})
+}
+
 func TestUnknownSenderGetsDisconnect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, nil)
