@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"flag"
 	"testing"
 	"time"
 
@@ -80,4 +81,28 @@ func TestBenchLatency(t *testing.T) {
 	assert.Equal(t, r.Delivered, r.Latency.Count)
 	assert.LessOrEqual(t, r.Latency.P50, r.Latency.P99)
 	assert.LessOrEqual(t, r.Latency.P99, r.Latency.Max)
+}
+
+var ingestRate = flag.Int("ingest-rate", 90000, "BenchmarkIngestRate: offered QoS 0 rate, msg/s")
+
+// BenchmarkIngestRate runs the ingest scenario at one rate (-ingest-rate,
+// 5 s, 1,000 clients) against our gateway in-process and reports where
+// messages were lost: before the broker (sent but never published by the
+// gateway: dropped at its socket or by the gateway), at the broker
+// (dropped at the counting subscriber's queue), and in total. Run it once
+// (-benchtime 1x), with -cpuprofile to see where the CPU goes.
+func BenchmarkIngestRate(b *testing.B) {
+	b.ReportAllocs()
+	for range b.N {
+		gw := startGateway(b, nil)
+		r, err := BenchIngest(b.Context(), BenchTarget{Gateway: gw.addr.String(), Broker: gw.mqtt},
+			IngestOptions{StartRate: *ingestRate, MaxRate: *ingestRate, Step: 5 * time.Second})
+		require.NoError(b, err)
+		require.Len(b, r.Steps, 1)
+		st, published := r.Steps[0], gw.gw.Stats().Published
+		b.ReportMetric(st.Achieved, "sent/s")
+		b.ReportMetric(float64(st.Sent-st.Delivered), "lost")
+		b.ReportMetric(float64(st.Sent-min(published, st.Sent)), "gateway-lost")
+		b.ReportMetric(float64(gw.broker.Stats().MessagesDropped), "broker-drops")
+	}
 }

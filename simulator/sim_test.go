@@ -23,7 +23,7 @@ type testGateway struct {
 	gw     *gateway.Gateway
 }
 
-func startGateway(t *testing.T, opts *gateway.Options) *testGateway {
+func startGateway(t testing.TB, opts *gateway.Options) *testGateway {
 	t.Helper()
 	broker, mqttAddr := startBroker(t)
 	if opts == nil {
@@ -52,7 +52,7 @@ func startGateway(t *testing.T, opts *gateway.Options) *testGateway {
 }
 
 // startBroker starts a broker with an MQTT listener on loopback TCP.
-func startBroker(t *testing.T) (*mqttcore.Broker, string) {
+func startBroker(t testing.TB) (*mqttcore.Broker, string) {
 	t.Helper()
 	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
 	require.NoError(t, err)
