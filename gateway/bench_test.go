@@ -101,7 +101,15 @@ func (c *countingConsumer) Disconnected(mqttcore.ReasonCode) {}
 // BenchmarkPublishQoS0 measures the per-message hot path: a registered
 // client's QoS 0 PUBLISH read from the link, decoded, routed through the
 // broker and taken by an in-process subscriber.
-func BenchmarkPublishQoS0(b *testing.B) {
+func BenchmarkPublishQoS0(b *testing.B) { benchPublishQoS0(b, 1) }
+
+// BenchmarkPublishQoS0Clients spreads the messages round robin over 1,000
+// registered clients, as in the ingest scenario of snwgw bench: each shard
+// then holds hundreds of sessions in its timer heap and the address map,
+// which one client does not show.
+func BenchmarkPublishQoS0Clients(b *testing.B) { benchPublishQoS0(b, 1000) }
+
+func benchPublishQoS0(b *testing.B, clients int) {
 	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
 	require.NoError(b, err)
 	require.NoError(b, broker.Start(context.Background()))
@@ -114,64 +122,6 @@ func BenchmarkPublishQoS0(b *testing.B) {
 	require.NoError(b, g.Serve(Link{Name: "bench", Conn: conn}))
 
 	// The subscriber drains in its own goroutine, as an MQTT client would.
-	cons := &countingConsumer{ch: make(chan struct{}, 1)}
-	sub, _, err := broker.Connect(mqttcore.ConnectOptions{ClientID: "sub", CleanStart: true, Consumer: cons, MaxQueued: 1 << 20})
-	require.NoError(b, err)
-	_, err = sub.Subscribe(mqttcore.Subscription{Filter: "bench/#"})
-	require.NoError(b, err)
-	var got atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range cons.ch {
-			for {
-				if _, ok := sub.Next(); !ok {
-					break
-				}
-				got.Add(1)
-			}
-		}
-	}()
-
-	ap := clientAddr(1)
-	conn.in <- injected{encode(b, &mqttsn.Connect{ClientID: "c1", Duration: 600, CleanSession: true}), ap}
-	<-conn.reply
-	conn.in <- injected{encode(b, &mqttsn.Register{MsgID: 1, TopicName: "bench/t"}), ap}
-	<-conn.reply
-	conn.reply = nil
-	pub := encode(b, &mqttsn.Publish{TopicID: 1, Data: make([]byte, 32)})
-
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		conn.in <- injected{pub, ap}
-	}
-	// Wait until every message has reached the subscriber.
-	for got.Load() < int64(b.N) {
-		runtime.Gosched()
-	}
-	b.StopTimer()
-	close(cons.ch)
-	<-done
-}
-
-// BenchmarkPublishQoS0Clients is BenchmarkPublishQoS0 with the messages
-// spread round robin over 1,000 registered clients, as in the ingest
-// scenario of snwgw bench: each shard then holds hundreds of sessions in its
-// timer heap and the address map, which one client does not show.
-func BenchmarkPublishQoS0Clients(b *testing.B) {
-	const clients = 1000
-	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
-	require.NoError(b, err)
-	require.NoError(b, broker.Start(context.Background()))
-	defer broker.Close(context.Background())
-	g, err := New(broker, &Options{})
-	require.NoError(b, err)
-	defer g.Close(context.Background())
-	conn := newInjectConn()
-	conn.reply = make(chan struct{}, 16)
-	require.NoError(b, g.Serve(Link{Name: "bench", Conn: conn}))
-
 	cons := &countingConsumer{ch: make(chan struct{}, 1)}
 	sub, _, err := broker.Connect(mqttcore.ConnectOptions{ClientID: "sub", CleanStart: true, Consumer: cons, MaxQueued: 1 << 20})
 	require.NoError(b, err)
@@ -206,6 +156,7 @@ func BenchmarkPublishQoS0Clients(b *testing.B) {
 	for i := range b.N {
 		conn.in <- injected{pub, clientAddr(i % clients)}
 	}
+	// Wait until every message has reached the subscriber.
 	for got.Load() < int64(b.N) {
 		runtime.Gosched()
 	}
