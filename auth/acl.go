@@ -265,33 +265,8 @@ func expand(level string, c Client) (string, bool) {
 // write on a filter matching it, and no deny rule matches it.
 func (a *ACL) AllowPublish(c Client, topic string) bool {
 	levels := strings.Split(topic, "/")
-	granted := false
-	for i := range a.sections {
-		s := &a.sections[i]
-		if !s.applies(c) {
-			continue
-		}
-		for j := range s.rules {
-			r := &s.rules[j]
-			f, ok := r.substitute(c)
-			if !ok {
-				if r.access == Deny {
-					return false // fail closed
-				}
-				continue
-			}
-			if !matches(f, levels) {
-				continue
-			}
-			if r.access == Deny {
-				return false
-			}
-			if r.access&Write != 0 {
-				granted = true
-			}
-		}
-	}
-	return granted
+	match := func(f []string) bool { return matches(f, levels) }
+	return a.decide(c, Write, match, match)
 }
 
 // AllowSubscribe reports whether c may subscribe to filter. The broker
@@ -307,7 +282,20 @@ func (a *ACL) AllowSubscribe(c Client, filter string) bool {
 		return false
 	}
 	levels := strings.Split(inner, "/")
-	granted := false
+	return a.decide(c,
+		Read,
+		func(f []string) bool { return overlaps(f, levels) },
+		func(f []string) bool { return covers(f, levels) })
+}
+
+// decide walks the rules of the sections that apply to c, each filter
+// with %c and %u substituted: a deny rule whose filter denied holds for
+// refuses at once, and a rule giving need whose filter granted holds for
+// grants, unless a deny follows. A rule whose substitution fails (c has no
+// user name, or one holding a wildcard) cannot match, and is skipped, but
+// a deny rule that fails so refuses: the ACL fails closed.
+func (a *ACL) decide(c Client, need Access, denied, granted func(f []string) bool) bool {
+	ok := false
 	for i := range a.sections {
 		s := &a.sections[i]
 		if !s.applies(c) {
@@ -315,25 +303,21 @@ func (a *ACL) AllowSubscribe(c Client, filter string) bool {
 		}
 		for j := range s.rules {
 			r := &s.rules[j]
-			f, ok := r.substitute(c)
-			if !ok {
-				if r.access == Deny {
+			f, substituted := r.substitute(c)
+			switch {
+			case !substituted && r.access == Deny:
+				return false
+			case !substituted:
+			case r.access == Deny:
+				if denied(f) {
 					return false
 				}
-				continue
-			}
-			if r.access == Deny {
-				if overlaps(f, levels) {
-					return false
-				}
-				continue
-			}
-			if r.access&Read != 0 && covers(f, levels) {
-				granted = true
+			case r.access&need != 0 && granted(f):
+				ok = true
 			}
 		}
 	}
-	return granted
+	return ok
 }
 
 // wildcardFirst reports whether the first level is a wildcard, which does
