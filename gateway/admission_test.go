@@ -56,7 +56,7 @@ func (a *fakeAdmission) set(f func(a *fakeAdmission)) {
 func TestAdmissionStopsClientIdTakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		adm := &fakeAdmission{home: map[string]string{"boiler": "node-1"}}
-		h := newHarness(t, &Options{Admission: adm})
+		h := newHarness(t, &Options{AdmitConnect: adm.AdmitConnect, AdmitUnknown: adm.AdmitUnknown})
 		owner := h.client("node-1")
 		owner.connect("boiler", 60, true)
 		id := owner.register("heating/boiler", 1)
@@ -90,7 +90,7 @@ func TestAdmissionStopsClientIdTakeover(t *testing.T) {
 func TestAdmissionJudgesAWakeFromANewAddress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		adm := &fakeAdmission{home: map[string]string{"node-1": "node-1"}}
-		h := newHarness(t, &Options{Admission: adm})
+		h := newHarness(t, &Options{AdmitConnect: adm.AdmitConnect, AdmitUnknown: adm.AdmitUnknown})
 		pub := h.publisher("app")
 		c := sleepingSubscriber(t, h, mqttsn.QoS1)
 		require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd/open", Payload: []byte("secret"), QoS: 1}))
@@ -115,7 +115,7 @@ func TestAdmissionJudgesAWakeFromANewAddress(t *testing.T) {
 func TestAdmissionCongestionAsksToComeBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		adm := &fakeAdmission{home: map[string]string{"n": "node-1"}}
-		h := newHarness(t, &Options{Admission: adm})
+		h := newHarness(t, &Options{AdmitConnect: adm.AdmitConnect, AdmitUnknown: adm.AdmitUnknown})
 		c := h.client("node-1")
 		c.connect("n", 60, true)
 		adm.set(func(a *fakeAdmission) { a.congested = true })
@@ -140,7 +140,7 @@ func TestAdmissionCongestionAsksToComeBack(t *testing.T) {
 func TestAdmissionDropsUnknownSenders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		adm := &fakeAdmission{home: map[string]string{"n": "node-1"}}
-		h := newHarness(t, &Options{Admission: adm, Predefined: map[uint16]string{1: "qm1/x"}})
+		h := newHarness(t, &Options{AdmitConnect: adm.AdmitConnect, AdmitUnknown: adm.AdmitUnknown, Predefined: map[uint16]string{1: "qm1/x"}})
 		known := h.client("node-1")
 		known.connect("n", 60, true)
 		adm.set(func(a *fakeAdmission) { a.dropUnknown = true })

@@ -85,10 +85,25 @@ type Options struct {
 	// GOMAXPROCS).
 	Shards int
 
-	// Admission, when set, screens senders before the gateway keeps any
-	// state for them, such as a ClientId allowlist or per-address rate
-	// limits (default: everyone is admitted).
-	Admission Admission
+	// AdmitConnect and AdmitUnknown, when set, screen senders before the
+	// gateway keeps any state for them: a ClientId allowlist, per-address
+	// rate limits (default: everyone is admitted). MQTT-SN 1.2 carries no
+	// credentials, so the sender's link address is all there is to judge
+	// a ClientId by. They are called from the read loops and the shards at
+	// once: they must be safe for concurrent use, and cheap, since a flood
+	// passes through them.
+	//
+	// AdmitConnect decides a CONNECT, or a sleeping client's PINGREQ from
+	// a new address, that claims clientID. mqttsn.Accepted lets it go on;
+	// any other code refuses it and is sent back in CONNACK:
+	// RejectedNotSupported for a client not allowed there, or
+	// RejectedCongestion to have it come back later.
+	AdmitConnect func(clientID string, from Sender) mqttsn.ReturnCode
+	// AdmitUnknown decides whether a datagram from a sender that has no
+	// session may be looked at; when it may not, the datagram is dropped
+	// unanswered. Left nil, no sender's address is built for it: QoS -1
+	// publishers are unknown senders on every datagram.
+	AdmitUnknown func(from Sender) bool
 
 	// Logger receives connect, disconnect, sleep and lost lines at info
 	// level and rate-limited protocol errors at warn (default: discard).
@@ -107,24 +122,6 @@ type Sender struct {
 	// (MQTT-SN 1.2 §5.5), nil for a client on the link itself; Addr is
 	// then the forwarder's.
 	Node []byte
-}
-
-// Admission decides who may talk to the gateway. MQTT-SN 1.2 carries no
-// credentials, so the sender's link address is all there is to judge a
-// ClientId by. Its methods are called from the gateway's read loops and
-// shards at once: they must be safe for concurrent use, and cheap, since
-// a flood passes through them.
-type Admission interface {
-	// AdmitConnect decides a CONNECT, or a sleeping client's PINGREQ from
-	// a new address, that claims clientID. mqttsn.Accepted lets it go on;
-	// any other code refuses it and is sent back in CONNACK:
-	// RejectedNotSupported for a client not allowed there, or
-	// RejectedCongestion to have it come back later.
-	AdmitConnect(clientID string, from Sender) mqttsn.ReturnCode
-	// AdmitUnknown reports whether a datagram from a sender that has no
-	// session may be looked at; when it may not, the datagram is dropped
-	// unanswered.
-	AdmitUnknown(from Sender) bool
 }
 
 // ErrInvalidOptions wraps every problem Validate reports.

@@ -123,9 +123,9 @@ func (g *Gateway) malformed(l *link, addr net.Addr, err error) {
 // shard's inbox is full, a shard must not (two shards could wait on each
 // other), so it passes (*shard).tryPost.
 func (g *Gateway) unknownSender(l *link, key addrKey, addr net.Addr, node, data []byte, parser *mqttsn.Parser, out *[]byte, post func(*shard, event)) *shard {
-	if a := g.opts.Admission; a != nil {
+	if admit := g.opts.AdmitUnknown; admit != nil {
 		addr = netAddr(key, addr)
-		if !a.AdmitUnknown(Sender{Link: l.Name, Addr: addr, Node: node}) {
+		if !admit(Sender{Link: l.Name, Addr: addr, Node: node}) {
 			g.stats.unknownLimited.Add(1)
 			return nil
 		}

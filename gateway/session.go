@@ -178,14 +178,14 @@ func (sh *shard) onConnect(ev event) {
 	s.reschedule()
 }
 
-// screen puts a client that claims clientID from addr to the Admission
-// hook, counts and logs a refusal, and returns the verdict.
+// screen puts a client that claims clientID from addr to the
+// AdmitConnect hook, counts and logs a refusal, and returns the verdict.
 func (sh *shard) screen(clientID string, l *link, addr net.Addr, node []byte) mqttsn.ReturnCode {
 	g := sh.g
-	if g.opts.Admission == nil {
+	if g.opts.AdmitConnect == nil {
 		return mqttsn.Accepted
 	}
-	rc := g.opts.Admission.AdmitConnect(clientID, Sender{Link: l.Name, Addr: addr, Node: node})
+	rc := g.opts.AdmitConnect(clientID, Sender{Link: l.Name, Addr: addr, Node: node})
 	switch rc {
 	case mqttsn.Accepted:
 		return rc

@@ -49,9 +49,9 @@ type Stats struct {
 	Unexpected       uint64 // messages that made no sense in the session's state
 	ShardDropped     uint64 // datagrams handed between shards and dropped because the target was full
 	Duplicates       uint64 // late copies of QoS 2 PUBLISHes already released, acknowledged and not published
-	NotAdmitted      uint64 // CONNECTs and wake-ups the Admission hook refused as not allowed (also in Refused)
-	ConnectLimited   uint64 // CONNECTs and wake-ups the Admission hook refused as too frequent (also in Refused)
-	UnknownLimited   uint64 // datagrams from unknown senders the Admission hook dropped
+	NotAdmitted      uint64 // CONNECTs and wake-ups AdmitConnect refused as not allowed (also in Refused)
+	ConnectLimited   uint64 // CONNECTs and wake-ups AdmitConnect refused as too frequent (also in Refused)
+	UnknownLimited   uint64 // datagrams from unknown senders AdmitUnknown dropped
 }
 
 // Stats returns the gateway's counters.

@@ -137,9 +137,9 @@ func (a AuthConfig) mqttAdmit() (func(net.Addr) bool, error) {
 	}, nil
 }
 
-// admission builds the gateway's Admission hook from [auth]: nil when no
-// allowlist is set and both rate limits are off.
-func (a AuthConfig) admission() (gateway.Admission, error) {
+// admission builds the gateway's admission rules from [auth]; a part not
+// configured is left nil.
+func (a AuthConfig) admission() (*admission, error) {
 	a = a.withDefaults()
 	var (
 		adm admission
@@ -156,18 +156,26 @@ func (a AuthConfig) admission() (gateway.Admission, error) {
 			return nil, err
 		}
 	}
-	if adm.connect == nil && adm.unknown == nil && adm.allow == nil {
-		return nil, nil
-	}
 	return &adm, nil
 }
 
-// admission implements gateway.Admission with a ClientId allowlist and
+// admission holds the gateway's admission hooks: a ClientId allowlist and
 // per-address token buckets.
 type admission struct {
 	allow   *auth.Allowlist
 	connect *auth.RateLimiter
 	unknown *auth.RateLimiter
+}
+
+// setHooks sets the gateway's hooks for the rules configured, and only
+// those: a hook left nil costs the gateway nothing.
+func (a *admission) setHooks(o *gateway.Options) {
+	if a.connect != nil || a.allow != nil {
+		o.AdmitConnect = a.AdmitConnect
+	}
+	if a.unknown != nil {
+		o.AdmitUnknown = a.AdmitUnknown
+	}
 }
 
 // AdmitConnect applies the rate limit before the allowlist, so a device
@@ -182,9 +190,9 @@ func (a *admission) AdmitConnect(clientID string, from gateway.Sender) mqttsn.Re
 	return mqttsn.Accepted
 }
 
-// AdmitUnknown implements gateway.Admission.
+// AdmitUnknown applies the limit on senders without a session.
 func (a *admission) AdmitUnknown(from gateway.Sender) bool {
-	return a.unknown == nil || a.unknown.Allow(senderKey(from), time.Now())
+	return a.unknown.Allow(senderKey(from), time.Now())
 }
 
 // senderKey names the sender a token bucket belongs to: the link, the

@@ -476,9 +476,11 @@ func (c *Config) gatewayOptions(log *slog.Logger) (*gateway.Options, error) {
 		PredefinedPerClient:   per,
 		Logger:                log,
 	}
-	if o.Admission, err = c.Auth.admission(); err != nil {
+	adm, err := c.Auth.admission()
+	if err != nil {
 		return nil, err
 	}
+	adm.setHooks(o)
 	return o, o.Validate()
 }
 
