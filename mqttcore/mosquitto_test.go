@@ -3,16 +3,9 @@ package mqttcore_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snwgw/snwgw/internal/testpeer"
+	"github.com/snwgw/snwgw/internal/testpki"
 	"github.com/snwgw/snwgw/mqttcore"
 	"github.com/snwgw/snwgw/mqttcore/packet"
 )
@@ -267,55 +261,16 @@ func TestLoadTLSConfigErrors(t *testing.T) {
 	}
 }
 
-// testPKI is a throwaway CA with a server certificate for 127.0.0.1 and
-// localhost and a client certificate, as PEM files in a temporary
-// directory.
+// testPKI is a throwaway CA with a server certificate for the loopback
+// addresses and a client certificate (CN "client"), as PEM files.
 type testPKI struct {
 	caCert, serverCert, serverKey, clientCert, clientKey string
 }
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "snwgw test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	p := testPKI{caCert: filepath.Join(dir, "ca.pem")}
-	writePEM(t, p.caCert, "CERTIFICATE", caDER)
-
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		require.NoError(t, err)
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		require.NoError(t, err)
-		certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-		writePEM(t, certFile, "CERTIFICATE", der)
-		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-		return certFile, keyFile
-	}
-	p.serverCert, p.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+	p := testpki.New(t, "snwgw test CA")
+	clientCert, clientKey := p.Issue(t, "client", time.Now().Add(24*time.Hour), testpki.Client)
+	return testPKI{caCert: p.CAFile, serverCert: p.ServerCertFile, serverKey: p.ServerKeyFile,
+		clientCert: clientCert, clientKey: clientKey}
 }
