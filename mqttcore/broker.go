@@ -118,6 +118,7 @@ type Broker struct {
 	opts     Options
 	log      *slog.Logger
 	store    Store
+	durable  DurableStore // store, if it commits asynchronously
 	auth     Authorizer
 	subs     trie
 	retained retainedTree
@@ -144,13 +145,32 @@ func New(opts *Options) (*Broker, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	durable, _ := o.Store.(DurableStore)
 	return &Broker{
 		opts:     o,
 		log:      o.Logger,
 		store:    o.Store,
+		durable:  durable,
 		auth:     o.Authorizer,
 		sessions: make(map[string]*session),
 	}, nil
+}
+
+// Durable reports whether the store commits asynchronously, so that
+// acknowledgements must wait for WhenDurable.
+func (b *Broker) Durable() bool { return b.durable != nil }
+
+// WhenDurable calls fn once every change the engine has made to its store
+// so far is committed: a transport sends PUBACK, PUBREC or PUBCOMP from fn,
+// so that nothing it acknowledged can be lost to a crash. With a store that
+// is not a DurableStore fn runs at once. fn runs on the store's goroutine,
+// in registration order, and must not block.
+func (b *Broker) WhenDurable(fn func()) {
+	if b.durable == nil {
+		fn()
+		return
+	}
+	b.durable.AfterCommit(fn)
 }
 
 // Start restores the stored state and starts the $SYS publisher, which
@@ -337,10 +357,13 @@ func (b *Broker) storeErr(err error, what, key string) {
 }
 
 // restoreLocked loads the stored sessions (offline, with their expiry
-// timers restarted) and retained messages.
+// timers restarted) and retained messages. Messages that were in flight go
+// back in flight under their packet ids, to be repeated at the next
+// connection.
 func (b *Broker) restoreLocked() error {
 	now := time.Now()
-	return b.store.Load(func(rec SessionRecord, queued []QueuedMessage) error {
+	return b.store.Load(func(st StoredSession) error {
+		rec := st.Record
 		s := b.newSessionLocked(rec.ClientID)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -356,14 +379,34 @@ func (b *Broker) restoreLocked() error {
 			s.subs = append(s.subs, sub)
 			b.subs.subscribe(group, inner, subscriberOf(s, sub))
 		}
-		for _, q := range queued {
+		for _, q := range st.Queued {
 			msg := messageFromStore(q.Message)
+			s.seq = max(s.seq, q.Seq)
+			o := &outMsg{msg: msg, seq: q.Seq, qos: q.QoS, retain: q.Retain, ids: q.SubscriptionIDs}
+			if q.PacketID != 0 && q.QoS > 0 && s.inflight[q.PacketID] == nil {
+				// Once sent, a message is repeated even if it has expired
+				// since (MQTT 5 §3.3.2.3.3 expires only what was not sent).
+				o.packetID, o.state = q.PacketID, stateSent
+				if q.Released && q.QoS == 2 {
+					o.state = stateReleased
+				}
+				if s.inflight == nil {
+					s.inflight = make(map[uint16]*outMsg)
+				}
+				s.inflight[o.packetID] = o
+				continue
+			}
 			if msg.expired(now) {
 				b.storeErr(b.store.DeleteQueued(rec.ClientID, q.Seq), "queued", rec.ClientID)
 				continue
 			}
-			s.seq = max(s.seq, q.Seq)
-			s.queue.push(&outMsg{msg: msg, seq: q.Seq, qos: q.QoS, retain: q.Retain, ids: q.SubscriptionIDs})
+			s.queue.push(o)
+		}
+		for _, id := range st.Inbound {
+			if s.inbound == nil {
+				s.inbound = make(map[uint16]struct{})
+			}
+			s.inbound[id] = struct{}{}
 		}
 		s.armExpiryLocked()
 		return nil

@@ -80,7 +80,17 @@ type wireConn struct {
 	pub         packet.PublishPacket
 	alias       uint16
 	outAliases  map[string]uint16
+	acks        []packet.AckPacket // committed acknowledgements for the writer
+
+	// ackSlots bounds the acknowledgements waiting for the store to
+	// commit: a client that publishes faster than the disk writes is held
+	// back at TCP instead of growing the store's backlog.
+	ackSlots chan struct{}
 }
+
+// maxPendingAcks bounds a connection's acknowledgements waiting for a
+// commit: enough to keep a group commit full, small enough to stay cheap.
+const maxPendingAcks = 256
 
 // connReader counts the bytes read for the broker's statistics.
 type connReader struct{ c *wireConn }
@@ -100,6 +110,9 @@ func newWireConn(ls *listener, nc net.Conn) *wireConn {
 	}
 	c.in.c = c
 	c.br = bufio.NewReaderSize(&c.in, readBufferSize)
+	if c.b.Durable() {
+		c.ackSlots = make(chan struct{}, maxPendingAcks)
+	}
 	return c
 }
 
@@ -551,13 +564,46 @@ func (c *wireConn) onPublish(p *packet.PublishPacket) error {
 	}
 	switch p.QoS {
 	case 1:
-		return c.reply(&packet.AckPacket{PacketType: packet.Puback, PacketID: p.PacketID, ReasonCode: rc,
+		return c.ack(packet.AckPacket{PacketType: packet.Puback, PacketID: p.PacketID, ReasonCode: rc,
 			Properties: packet.Properties{ReasonString: c.reasonString(rc, err)}})
 	case 2:
-		return c.reply(&packet.AckPacket{PacketType: packet.Pubrec, PacketID: p.PacketID, ReasonCode: rc,
+		return c.ack(packet.AckPacket{PacketType: packet.Pubrec, PacketID: p.PacketID, ReasonCode: rc,
 			Properties: packet.Properties{ReasonString: c.reasonString(rc, err)}})
 	}
 	return nil
+}
+
+// ack sends an acknowledgement of the client's publication. With a durable
+// store it waits, off the reader, until what the publication changed is
+// committed: a client never holds a PUBACK, PUBREC or PUBCOMP for a message
+// a crash could still lose. Every acknowledgement takes that path, so they
+// stay in the order of the packets they answer (MQTT 5 §4.6).
+func (c *wireConn) ack(p packet.AckPacket) error {
+	if c.ackSlots == nil {
+		return c.reply(&p)
+	}
+	select {
+	case c.ackSlots <- struct{}{}:
+	case <-c.done:
+		return ErrSessionClosed
+	}
+	c.b.WhenDurable(func() {
+		<-c.ackSlots
+		c.wmu.Lock()
+		c.acks = append(c.acks, p)
+		c.wmu.Unlock()
+		c.Notify()
+	})
+	return nil
+}
+
+// writeAcksLocked writes the acknowledgements whose changes are committed.
+func (c *wireConn) writeAcksLocked() {
+	for i := range c.acks {
+		_ = c.replyLocked(&c.acks[i])
+	}
+	clear(c.acks)
+	c.acks = c.acks[:0]
 }
 
 // onAck maps the acknowledgements of the QoS flows onto the engine (MQTT 5
@@ -590,7 +636,10 @@ func (c *wireConn) onAck(p *packet.AckPacket) error {
 			}
 		}
 		if err == nil {
-			return c.reply(&packet.AckPacket{PacketType: packet.Pubcomp, PacketID: p.PacketID, ReasonCode: rc})
+			// The release is committed before PUBCOMP, or a restart would
+			// still hold the id and take the client's next PUBLISH with it
+			// for a repeat.
+			return c.ack(packet.AckPacket{PacketType: packet.Pubcomp, PacketID: p.PacketID, ReasonCode: rc})
 		}
 	case packet.Pubcomp:
 		err = c.sess.Complete(p.PacketID)

@@ -46,6 +46,7 @@ func (c *wireConn) deliver() error {
 			c.wmu.Unlock()
 			return nil
 		}
+		c.writeAcksLocked()
 		n := 0
 		for ; n < deliveryBatch && c.werr == nil; n++ {
 			d, ok := c.sess.Next()

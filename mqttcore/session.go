@@ -392,6 +392,23 @@ func (s *session) persistLocked() {
 	s.stored = true
 }
 
+// SetQueue changes the bound and policy of the session's queue (see
+// ConnectOptions.MaxQueued and DropOldest): the gateway gives an active
+// sensor the broker's queue and a sleeping one its sleep buffer. Messages
+// already queued stay, even above a lowered bound.
+func (h *Session) SetQueue(maxQueued int, dropOldest bool) {
+	s := h.st
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != h {
+		return
+	}
+	if maxQueued <= 0 {
+		maxQueued = s.b.opts.MaxQueued
+	}
+	s.maxQueued, s.dropOldest = maxQueued, dropOldest
+}
+
 // ClientID returns the session's client identifier, the assigned one when
 // the connection asked for none.
 func (h *Session) ClientID() string { return h.info.ClientID }
@@ -473,11 +490,14 @@ func (h *Session) PublishQoS2(packetID uint16, m Message) error {
 		s.inbound = make(map[uint16]struct{})
 	}
 	s.inbound[packetID] = struct{}{}
+	if s.stored {
+		h.b.storeErr(h.b.store.SaveInbound(s.id, packetID), "inbound", s.id)
+	}
 	s.mu.Unlock()
 	err := h.b.publish(s, h.info, &m)
 	if err != nil {
 		s.mu.Lock()
-		delete(s.inbound, packetID)
+		s.forgetInboundLocked(packetID)
 		s.mu.Unlock()
 	}
 	return err
@@ -496,8 +516,15 @@ func (h *Session) Release(packetID uint16) error {
 	if _, ok := s.inbound[packetID]; !ok {
 		return fmt.Errorf("%w: PUBREL %d", ErrPacketIDNotFound, packetID)
 	}
-	delete(s.inbound, packetID)
+	s.forgetInboundLocked(packetID)
 	return nil
+}
+
+func (s *session) forgetInboundLocked(packetID uint16) {
+	delete(s.inbound, packetID)
+	if s.stored {
+		s.b.storeErr(s.b.store.DeleteInbound(s.id, packetID), "inbound", s.id)
+	}
 }
 
 func (h *Session) attached() bool {
@@ -738,6 +765,9 @@ func (h *Session) Next() (Delivery, bool) {
 				s.inflight = make(map[uint16]*outMsg)
 			}
 			s.inflight[o.packetID] = o
+			if s.stored {
+				s.b.storeErr(s.b.store.SaveInflight(s.id, o.seq, o.packetID, false), "inflight", s.id)
+			}
 		} else {
 			s.queue.pop()
 			s.qos0--
@@ -797,8 +827,12 @@ func (h *Session) Received(packetID uint16) error {
 		return fmt.Errorf("%w: PUBREC %d", ErrPacketIDNotFound, packetID)
 	}
 	if o.state == stateSent {
+		// The subscriber has the message: from now on only PUBREL may be
+		// repeated, even after a restart.
 		o.state = stateReleased
-		s.forgetLocked(o)
+		if s.stored {
+			s.b.storeErr(s.b.store.SaveInflight(s.id, o.seq, o.packetID, true), "inflight", s.id)
+		}
 	}
 	return nil
 }
@@ -820,9 +854,7 @@ func (h *Session) finish(packetID uint16, qos byte) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: acknowledgement of %d", ErrPacketIDNotFound, packetID)
 	}
-	if o.state == stateSent {
-		s.forgetLocked(o)
-	}
+	s.forgetLocked(o)
 	delete(s.inflight, packetID)
 	c := s.wakeLocked()
 	s.mu.Unlock()

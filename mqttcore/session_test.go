@@ -575,8 +575,8 @@ func TestStoreRestore(t *testing.T) {
 
 	// The store follows acknowledgements: only the unacknowledged messages remain.
 	var queued []string
-	require.NoError(t, store.Load(func(rec SessionRecord, q []QueuedMessage) error {
-		for _, m := range q {
+	require.NoError(t, store.Load(func(st StoredSession) error {
+		for _, m := range st.Queued {
 			queued = append(queued, string(m.Message.Payload))
 		}
 		return nil
