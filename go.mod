@@ -12,6 +12,7 @@ require (
 	github.com/pion/transport/v5 v5.0.0
 	github.com/stretchr/testify v1.12.1
 	go.bug.st/serial v1.8.0
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
