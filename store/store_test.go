@@ -19,7 +19,7 @@ import (
 // consumer is an in-process connection's Consumer; the tests drain by hand.
 type consumer struct{}
 
-func (consumer) Notify()                         {}
+func (consumer) Notify()                          {}
 func (consumer) Disconnected(mqttcore.ReasonCode) {}
 
 func open(t *testing.T, dir string, opts Options) *DB {
