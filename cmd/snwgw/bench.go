@@ -203,6 +203,8 @@ func startBenchServer(ctx context.Context) (func(), simulator.BenchTarget, error
 		return nil, simulator.BenchTarget{}, err
 	}
 	cfg.UDP = []UDPConfig{{Address: "127.0.0.1:0"}}
+	off := false
+	cfg.Persistence.Enabled = &off
 	no := false
 	cfg.UDP[0].Advertise = &no
 	srv, err := startServer(ctx, cfg, slog.New(slog.DiscardHandler))

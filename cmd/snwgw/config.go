@@ -35,6 +35,8 @@ type Config struct {
 	Bridges []BridgeConfig `toml:"bridge"`
 	Auth    AuthConfig     `toml:"auth"`
 	DTLS    []DTLSConfig   `toml:"dtls"`
+
+	Persistence PersistenceConfig `toml:"persistence"`
 }
 
 // LogConfig selects the log output.
@@ -299,6 +301,7 @@ var errUnknownKey = errors.New("unknown key")
 func loadConfig(path string) (*Config, error) {
 	var c Config
 	if path == "" {
+		c.Persistence.DataDir = defaultDataDir("")
 		return &c, c.validate("(defaults)")
 	}
 	raw, err := os.ReadFile(path)
@@ -328,6 +331,9 @@ func loadConfig(path string) (*Config, error) {
 		return nil, &ConfigError{Path: path, Key: "version", Err: fmt.Errorf("version %d is not supported (this snwgw reads version 1)", c.Version)}
 	}
 	c.resolvePaths(path)
+	if c.Persistence.DataDir == "" {
+		c.Persistence.DataDir = defaultDataDir(path)
+	}
 	return &c, c.validate(path)
 }
 
@@ -368,6 +374,9 @@ func (c *Config) validate(path string) error {
 	}
 	if _, err := c.Auth.admission(); err != nil {
 		return bad("auth", err)
+	}
+	if err := c.Persistence.validate(); err != nil {
+		return bad("persistence", err)
 	}
 	if _, err := c.Auth.mqttAdmit(); err != nil {
 		return bad("auth", err)

@@ -24,7 +24,36 @@ func TestGatewayTomlDocumentsTheDefaults(t *testing.T) {
 	require.NoError(t, err)
 	b, err := defaults.effective()
 	require.NoError(t, err)
+	// The default data directory depends on where the file is
+	// (TestDefaultDataDir); everything else must match.
+	a.Persistence.DataDir, b.Persistence.DataDir = "", ""
 	assert.Equal(t, encode(t, b), encode(t, a))
+}
+
+// The data directory follows systemd's StateDirectory, else the
+// configuration file, else the working directory; a relative data_dir is
+// relative to the file; the flags override the file.
+func TestDefaultDataDir(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	c, err := loadConfig("")
+	require.NoError(t, err)
+	assert.Equal(t, "snwgw-data", c.Persistence.DataDir)
+	p := writeConfig(t, "version = 1\n")
+	c, err = loadConfig(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(filepath.Dir(p), "snwgw-data"), c.Persistence.DataDir)
+	p = writeConfig(t, "[persistence]\ndata_dir = \"state\"\n")
+	c, err = loadConfig(p)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(filepath.Dir(p), "state"), c.Persistence.DataDir)
+	t.Setenv("STATE_DIRECTORY", "/var/lib/snwgw:/var/lib/other")
+	c, err = loadConfig(writeConfig(t, "version = 1\n"))
+	require.NoError(t, err)
+	assert.Equal(t, "/var/lib/snwgw", c.Persistence.DataDir)
+
+	_, err = loadConfig(writeConfig(t, "[persistence]\nsync = \"sometimes\"\n"))
+	require.ErrorContains(t, err, "persistence")
+	require.ErrorContains(t, err, "sometimes")
 }
 
 func encode(t *testing.T, c *Config) string {

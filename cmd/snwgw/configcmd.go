@@ -47,6 +47,7 @@ func describe(path string) string {
 func (c *Config) effective() (*Config, error) {
 	e := *c
 	e.Version = 1
+	e.Persistence = c.Persistence.withDefaults()
 	if e.Log.Level == "" {
 		e.Log.Level = "info"
 	}

@@ -15,6 +15,7 @@ func (c *Config) resolvePaths(configPath string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
+	fix(&c.Persistence.DataDir)
 	fix(&c.Auth.PasswordFile)
 	fix(&c.Auth.ACLFile)
 	fix(&c.Auth.AllowlistFile)

@@ -15,6 +15,7 @@ import (
 	"github.com/snwgw/snwgw/bridge"
 	"github.com/snwgw/snwgw/gateway"
 	"github.com/snwgw/snwgw/mqttcore"
+	"github.com/snwgw/snwgw/store"
 	"github.com/snwgw/snwgw/transport"
 )
 
@@ -38,11 +39,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 		udp        listFlag
 		mqtt       listFlag
 		logLevel   string
+		dataDir    string
+		noPersist  bool
 	)
 	fs.StringVar(&configPath, "config", "", "configuration file (default: the built-in defaults)")
 	fs.Var(&udp, "udp", "MQTT-SN UDP listen address, replacing the configured ones (repeatable)")
 	fs.Var(&mqtt, "mqtt", "MQTT TCP listen address, replacing the configured listeners (repeatable)")
 	fs.StringVar(&logLevel, "log-level", "", "log level: debug, info, warn, error")
+	fs.StringVar(&dataDir, "data-dir", "", "directory of the data file that keeps sessions and messages across restarts")
+	fs.BoolVar(&noPersist, "no-persistence", false, "keep nothing across restarts (no data file)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -64,6 +69,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 		for _, a := range mqtt {
 			cfg.Broker.Listeners = append(cfg.Broker.Listeners, ListenerConfig{Address: a})
 		}
+	}
+	if dataDir != "" {
+		cfg.Persistence.DataDir = dataDir
+	}
+	if noPersist {
+		off := false
+		cfg.Persistence.Enabled = &off
 	}
 	if logLevel != "" {
 		cfg.Log.Level = logLevel
@@ -101,6 +113,7 @@ type server struct {
 	udp     []*transport.UDPConn
 	dtls    []*transport.DTLSConn
 	serial  []*transport.SerialLink
+	store   *store.DB // nil without persistence
 	stopCtx context.CancelFunc
 }
 
@@ -117,6 +130,15 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 	bopts := cfg.brokerOptions(log.With("component", "broker"))
 	if bopts.Authorizer, err = cfg.Auth.authorizer(); err != nil {
 		return nil, err
+	}
+	if p := &cfg.Persistence; p.enabled() {
+		if s.store, err = store.Open(p.DataDir, p.options(log.With("component", "store"))); err != nil {
+			return nil, err
+		}
+		bopts.Store = s.store.Broker()
+		log.Info("persistence on", "file", s.store.Path(), "sync", p.withDefaults().Sync)
+	} else {
+		log.Warn("persistence off: sessions, queued and retained messages are lost at a restart")
 	}
 	s.broker, err = mqttcore.New(bopts)
 	if err != nil {
@@ -259,6 +281,11 @@ func (s *server) close(ctx context.Context) error {
 	}
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close(ctx))
+	}
+	// The store goes last: the broker's and the gateway's final changes
+	// are committed by its Close.
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
 	}
 	// Closing the broker ends its listeners; a listener whose Serve never
 	// started (startup failed half way) is closed here.

@@ -49,6 +49,10 @@ func startServe(t *testing.T, args ...string) (*server, *syncBuffer) {
 // --mqtt flag replaces them).
 func startServeAsIs(t *testing.T, args ...string) (*server, *syncBuffer) {
 	t.Helper()
+	if !slices.Contains(args, "--data-dir") && !slices.Contains(args, "--no-persistence") {
+		// Never the working directory's snwgw-data.
+		args = append(args, "--data-dir", t.TempDir())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *server, 1)
 	done := make(chan error, 1)
