@@ -81,6 +81,9 @@ type wireConn struct {
 	alias       uint16
 	outAliases  map[string]uint16
 	acks        []packet.AckPacket // committed acknowledgements for the writer
+	held        []Delivery         // deliveries waiting for a commit (holdLocked)
+	ready       []Delivery         // held deliveries now committed, for the writer
+	heldOut     int                // held batches the store has not handed back
 
 	// ackSlots bounds the acknowledgements waiting for the store to
 	// commit: a client that publishes faster than the disk writes is held
@@ -597,13 +600,19 @@ func (c *wireConn) ack(p packet.AckPacket) error {
 	return nil
 }
 
-// writeAcksLocked writes the acknowledgements whose changes are committed.
+// writeAcksLocked writes the acknowledgements and held deliveries whose
+// changes are committed.
 func (c *wireConn) writeAcksLocked() {
 	for i := range c.acks {
 		_ = c.replyLocked(&c.acks[i])
 	}
 	clear(c.acks)
 	c.acks = c.acks[:0]
+	for i := range c.ready {
+		c.writeDeliveryLocked(&c.ready[i])
+	}
+	clear(c.ready)
+	c.ready = c.ready[:0]
 }
 
 // onAck maps the acknowledgements of the QoS flows onto the engine (MQTT 5
@@ -624,7 +633,9 @@ func (c *wireConn) onAck(p *packet.AckPacket) error {
 			rc, err = packet.PacketIdentifierNotFound, nil
 		}
 		if err == nil {
-			return c.reply(&packet.AckPacket{PacketType: packet.Pubrel, PacketID: p.PacketID, ReasonCode: rc})
+			// PUBREL only once the PUBREC state is committed: a restart
+			// must not send the PUBLISH again after it.
+			return c.ack(packet.AckPacket{PacketType: packet.Pubrel, PacketID: p.PacketID, ReasonCode: rc})
 		}
 	case packet.Pubrel:
 		rc := packet.Success

@@ -53,8 +53,12 @@ func (c *wireConn) deliver() error {
 			if !ok {
 				break
 			}
+			if c.holdLocked(d) {
+				continue
+			}
 			c.writeDeliveryLocked(&d)
 		}
+		c.releaseHeldLocked()
 		c.flushLocked()
 		err := c.werr
 		c.wmu.Unlock()
@@ -65,6 +69,39 @@ func (c *wireConn) deliver() error {
 			return nil
 		}
 	}
+}
+
+// holdLocked keeps back a delivery until the store has committed what the
+// engine recorded for it, and reports whether it did. With a durable store
+// a QoS 2 PUBLISH may only go out once its packet id is on disk, and a
+// PUBREL once the PUBREC state is: a restart that forgot either would send
+// the message again under a new id, or send its PUBLISH after its PUBREL,
+// and the subscriber would have it twice. Once one delivery is held, those
+// after it wait too, to keep their order.
+func (c *wireConn) holdLocked(d Delivery) bool {
+	if !c.b.Durable() || len(c.held) == 0 && c.heldOut == 0 && d.QoS < 2 && !d.Release {
+		return false
+	}
+	c.held = append(c.held, d)
+	return true
+}
+
+// releaseHeldLocked asks the store to hand the held deliveries back for
+// writing once their changes are committed.
+func (c *wireConn) releaseHeldLocked() {
+	if len(c.held) == 0 {
+		return
+	}
+	held := c.held
+	c.held = nil
+	c.heldOut++
+	c.b.WhenDurable(func() {
+		c.wmu.Lock()
+		c.ready = append(c.ready, held...)
+		c.heldOut--
+		c.wmu.Unlock()
+		c.Notify()
+	})
 }
 
 // writeDeliveryLocked writes one delivery. A PUBLISH the client's Maximum
