@@ -324,3 +324,35 @@ func TestCompactAtOpen(t *testing.T) {
 	require.NoError(t, d.Broker().Load(func(mqttcore.StoredSession) error { sessions++; return nil }, func(mqttcore.StoredMessage) error { return nil }))
 	assert.Equal(t, 1, sessions, "the data survives compaction")
 }
+
+// Under steady traffic — messages queued, committed, then acknowledged —
+// the file stays near the size of what is waiting, not of what has passed:
+// bbolt reuses the pages that acknowledged messages free.
+func TestSteadyTrafficBoundedFile(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir, Options{})
+	defer d.Close()
+	s := d.Broker()
+	require.NoError(t, s.SaveSession(mqttcore.SessionRecord{ClientID: "c", Expiry: 60}))
+	payload := make([]byte, 1024)
+	seq := uint64(0)
+	for range 300 {
+		first := seq + 1
+		for range 100 {
+			seq++
+			require.NoError(t, s.SaveQueued("c", mqttcore.QueuedMessage{Seq: seq, QoS: 1,
+				Message: mqttcore.StoredMessage{Message: mqttcore.Message{Topic: "t", Payload: payload, QoS: 1}}}))
+		}
+		waitCommitted(d)
+		for q := first; q <= seq; q++ {
+			require.NoError(t, s.DeleteQueued("c", q))
+		}
+		waitCommitted(d)
+	}
+	info, err := os.Stat(filepath.Join(dir, FileName))
+	require.NoError(t, err)
+	t.Logf("file size %d bytes, %d commits", info.Size(), d.Stats().Commits)
+	// 30 MB passed through; at most 100 KB waited at a time.
+	assert.Less(t, info.Size(), int64(4<<20), "file size after 30,000 messages")
+	assert.EqualValues(t, info.Size(), d.Stats().FileSize)
+}
