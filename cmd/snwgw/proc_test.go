@@ -67,6 +67,8 @@ func startChild(t *testing.T, bin string, args ...string) *child {
 	stderr, err := c.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, c.cmd.Start())
+	// A failing test must not leave a server running.
+	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -30,7 +30,17 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// A test that serves without --data-dir must not leave a data file in
+	// the package directory: the default data directory follows
+	// STATE_DIRECTORY first.
+	state, err := os.MkdirTemp("", "snwgw-test-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("STATE_DIRECTORY", state)
+	code := m.Run()
+	os.RemoveAll(state)
+	os.Exit(code)
 }
 
 // snwgwOnPath returns a PATH whose first directory holds an `snwgw` that
