@@ -67,8 +67,8 @@ type Options struct {
 // Stats are the store's running totals.
 type Stats struct {
 	Commits      uint64 // transactions committed
-	Changes      uint64 // changes written (after coalescing)
-	Coalesced    uint64 // changes that never reached the disk: undone in their batch
+	Changes      uint64 // keys written or deleted
+	Coalesced    uint64 // changes asked for that never reached the disk: superseded or undone in their batch
 	Errors       uint64 // failed commits
 	LastCommit   time.Duration
 	FileSize     int64 // at the last commit
@@ -344,11 +344,11 @@ func (d *DB) flush() {
 			d.log.Error("store commit failed: these changes are not on disk", "file", d.path, "changes", b.n, "err", err)
 		} else {
 			d.commits.Add(1)
-			d.changes.Add(uint64(b.n))
+			d.changes.Add(uint64(b.written))
+			d.coalesced.Add(uint64(max(b.n-b.written, 0)))
 			d.noteSize()
 		}
 	}
-	d.coalesced.Add(uint64(b.coalesced))
 	for _, fn := range b.waiters {
 		fn()
 	}

@@ -173,7 +173,10 @@ func TestCoalescing(t *testing.T) {
 	require.NoError(t, s.DeleteQueued("c", 1))
 	d.flush()
 	st := d.Stats()
-	assert.EqualValues(t, 2, st.Coalesced, "the save and delete of message 1 cancelled out")
+	// Five changes asked for; the record and message 2 written, message 1's
+	// save, send and delete never.
+	assert.EqualValues(t, 2, st.Changes, "written")
+	assert.EqualValues(t, 3, st.Coalesced, "the save, send and delete of message 1 cancelled out")
 	require.NoError(t, s.SaveInflight("c", 2, 11, false))
 	require.NoError(t, s.DeleteQueued("c", 2))
 	require.NoError(t, d.Close())
