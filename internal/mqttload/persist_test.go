@@ -41,7 +41,7 @@ type persistCase struct {
 // binary, built into a temporary directory. Every broker keeps its files
 // in its own temporary directory, all on one file system.
 //
-//	go test -run '^$' -bench Persistence -benchtime 1x -count 3 ./internal/mqttload
+//	go test -run '^$' -bench Persistence -benchtime 1x -count 3 -timeout 30m ./internal/mqttload
 func BenchmarkPersistence(b *testing.B) {
 	mosquitto := testpeer.Look(b, "mosquitto", "mosquitto")
 	bin := buildSnwgw(b)
