@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,13 @@ import (
 // own, as Mosquitto does.
 const envServe = "MQTTLOAD_SERVE_BROKER"
 
+// envWriteAtExit names a file that the broker process writes
+// (writeAtExitSize bytes, synced) as it shuts down, for the tests of the
+// write counters.
+const envWriteAtExit = "MQTTLOAD_WRITE_AT_EXIT"
+
+const writeAtExitSize = 256 << 10
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envServe) == "1" {
 		if err := serveBroker(); err != nil {
@@ -36,9 +45,10 @@ func TestMain(m *testing.M) {
 }
 
 // serveBroker runs a broker with default options on a loopback port until
-// standard input closes.
+// standard input closes or SIGTERM comes.
 func serveBroker() error {
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
 	b, err := mqttcore.New(nil)
 	if err != nil {
 		return err
@@ -53,17 +63,44 @@ func serveBroker() error {
 	fmt.Fprintln(os.Stderr, "mqttload broker listening", l.Addr())
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+	go func() {
+		<-ctx.Done()
 		_ = l.Close()
 	}()
 	err = b.Serve(l, mqttcore.ListenerOptions{})
-	return errors.Join(err, b.Close(ctx))
+	err = errors.Join(err, b.Close(context.Background()))
+	if name := os.Getenv(envWriteAtExit); name != "" {
+		err = errors.Join(err, writeSynced(name, writeAtExitSize))
+	}
+	return err
+}
+
+func writeSynced(name string, size int) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(make([]byte, size))
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // startOurs starts this package's test binary as a broker process.
 func startOurs(tb testing.TB) *mqttload.Process {
 	tb.Helper()
+	return startOursWith(tb)
+}
+
+// startOursWith starts the test binary as a broker process with more
+// environment variables.
+func startOursWith(tb testing.TB, env ...string) *mqttload.Process {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envServe+"=1")
+	cmd.Env = append(append(os.Environ(), envServe+"=1"), env...)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(tb, err)
 	p, err := mqttload.StartProcess(context.Background(), cmd, func(line string) (string, bool) {
@@ -81,7 +118,7 @@ func startOurs(tb testing.TB) *mqttload.Process {
 func startMosquitto(tb testing.TB) *mqttload.Process {
 	tb.Helper()
 	bin := testpeer.Look(tb, "mosquitto", "mosquitto")
-	p, err := mqttload.StartMosquitto(context.Background(), bin, tb.TempDir())
+	p, err := mqttload.StartMosquitto(context.Background(), bin, tb.TempDir(), nil)
 	require.NoError(tb, err)
 	tb.Cleanup(p.Stop)
 	return p

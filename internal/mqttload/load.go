@@ -53,6 +53,14 @@ type Config struct {
 	Inflight int
 	// Timeout bounds the whole run.
 	Timeout time.Duration
+	// Persistent gives the subscribers persistent sessions: they connect
+	// with clean session 0 (MQTT 3.1.1 §3.1.2.4) under client ids that
+	// stay the same for the run, so the broker keeps their subscriptions
+	// and every QoS 1 and 2 message queued or in flight for them, and
+	// stores them if it has persistence. The ids differ from one run to
+	// the next, so a run never resumes what an earlier one left behind.
+	// Publishers always connect with clean sessions.
+	Persistent bool
 }
 
 func (c *Config) ensureDefaults() {
@@ -113,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i := range cfg.Subscribers {
-		c, err := r.dial(ctx, "mqttload-sub-"+nonce+"-"+strconv.Itoa(i))
+		c, err := r.dial(ctx, "mqttload-sub-"+nonce+"-"+strconv.Itoa(i), !cfg.Persistent)
 		if err != nil {
 			return Result{}, err
 		}
@@ -124,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	pubs := make([]*client, cfg.Publishers)
 	for i := range pubs {
-		c, err := r.dial(ctx, "mqttload-pub-"+nonce+"-"+strconv.Itoa(i))
+		c, err := r.dial(ctx, "mqttload-pub-"+nonce+"-"+strconv.Itoa(i), true)
 		if err != nil {
 			return Result{}, err
 		}
@@ -222,7 +230,7 @@ type client struct {
 	inflight chan struct{} // publishers: messages not yet acknowledged by the broker
 }
 
-func (r *run) dial(ctx context.Context, id string) (*client, error) {
+func (r *run) dial(ctx context.Context, id string, clean bool) (*client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", r.cfg.Addr)
 	if err != nil {
@@ -232,7 +240,7 @@ func (r *run) dial(ctx context.Context, id string) (*client, error) {
 	r.mu.Lock()
 	r.clients = append(r.clients, c)
 	r.mu.Unlock()
-	if err := c.write(&packet.ConnectPacket{ClientID: id, CleanStart: true}, true); err != nil {
+	if err := c.write(&packet.ConnectPacket{ClientID: id, CleanStart: clean}, true); err != nil {
 		return nil, err
 	}
 	p, err := packet.Read(c.br, packet.V311, 0)
