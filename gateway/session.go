@@ -56,15 +56,20 @@ type outbound struct {
 	reregistered bool
 }
 
-// completedQoS2 is an inbound QoS 2 MsgId and when its exchange ended.
-type completedQoS2 struct {
-	id uint16
-	at time.Time
+// qos2Seen is an inbound QoS 2 MsgId, the digest of the PUBLISH that
+// carried it, and, once released, when its exchange ended.
+type qos2Seen struct {
+	id       uint16
+	released bool
+	sum      uint32
+	at       int64 // time.Now().UnixNano() at PUBREL
 }
 
-// maxDone2 bounds done2: the client has at most one QoS 2 PUBLISH in flight
-// (MQTT-SN 1.2 §6.6), so a handful covers every late copy.
-const maxDone2 = 8
+// maxDone2 bounds done2. A client has one QoS 2 PUBLISH in flight at a time
+// (MQTT-SN 1.2 §6.6), but one that publishes every second completes dozens
+// within the duplicate window, and a late copy of the oldest must still be
+// recognised: eight entries let such a copy through.
+const maxDone2 = 64
 
 // pendingConnect holds what a CONNECT with Will=1 asked for while the Will
 // exchange runs (MQTT-SN 1.2 §6.2).
@@ -112,11 +117,11 @@ type session struct {
 	out   outbound
 	regID uint16 // MsgId of the last gateway REGISTER
 
-	// done2 remembers the inbound QoS 2 MsgIds completed lately (PUBREL
-	// answered), so a copy of the PUBLISH that arrives after the PUBCOMP —
-	// a radio link duplicates and reorders — is not published again. It is
-	// allocated only by clients that use QoS 2.
-	done2 []completedQoS2
+	// done2 remembers the inbound QoS 2 PUBLISHes seen lately, so a copy
+	// that arrives after the PUBCOMP — a radio link duplicates and
+	// reorders — is not published again. It is allocated only by clients
+	// that use QoS 2.
+	done2 []qos2Seen
 
 	notified   atomic.Bool // queued on the shard's wake list
 	brokerGone atomic.Bool // the broker ended bs (takeover, shutdown)
@@ -588,12 +593,18 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 	if p.QoS <= mqttsn.QoS0 && p.MsgID != 0 {
 		g.stats.ignoredMsgID.Add(1)
 	}
-	if p.QoS == mqttsn.QoS2 && p.DUP && s.completedLately(p.MsgID) {
-		// A late copy of a message already released: acknowledge it
-		// again, publish nothing.
-		g.stats.duplicates.Add(1)
-		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
-		return
+	var sum uint32
+	if p.QoS == mqttsn.QoS2 {
+		// A late copy of a message already released is acknowledged again
+		// and not published. The copy that arrives late is most often the
+		// first transmission, which has DUP=0, so the flag cannot decide
+		// (spec-interpretation "Late copies of a QoS 2 PUBLISH").
+		sum = publishDigest(p)
+		if s.completedLately(p.MsgID, sum) {
+			g.stats.duplicates.Add(1)
+			s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+			return
+		}
 	}
 	msg := mqttcore.Message{Topic: topic, Payload: copyBytes(p.Data), QoS: qosByte(p.QoS), Retain: p.Retain}
 	var err error
@@ -609,6 +620,9 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 		g.logProtocol("mqtt-sn publish refused", "client", s.clientID, "topic", topic, "err", err)
 	} else {
 		g.stats.published.Add(1)
+		if p.QoS == mqttsn.QoS2 {
+			s.rememberQoS2(p.MsgID, sum)
+		}
 	}
 	switch {
 	case p.QoS == mqttsn.QoS1 || (p.QoS == mqttsn.QoS2 && rc != mqttsn.Accepted):
@@ -646,35 +660,73 @@ func (s *session) duplicateWindow() time.Duration {
 	return s.opts().RetryInterval * time.Duration(s.opts().RetryCount+1)
 }
 
-// rememberCompleted records that the QoS 2 exchange of id has ended.
-func (s *session) rememberCompleted(id uint16) {
-	now := time.Now()
-	s.pruneCompleted(now)
+// publishDigest is an FNV-1a digest of what a PUBLISH says, to tell a late
+// copy from a new message that reuses its MsgId.
+func publishDigest(p *mqttsn.Publish) uint32 {
+	h := uint32(2166136261)
+	mix := func(b byte) { h = (h ^ uint32(b)) * 16777619 }
+	mix(byte(p.TopicIDType))
+	mix(byte(p.TopicID >> 8))
+	mix(byte(p.TopicID))
+	for _, b := range p.Data {
+		mix(b)
+	}
+	return h
+}
+
+// rememberQoS2 records a QoS 2 PUBLISH that is about to be published under
+// id; its exchange is open until PUBREL.
+func (s *session) rememberQoS2(id uint16, sum uint32) {
+	s.pruneCompleted(time.Now())
+	for i := range s.done2 {
+		if s.done2[i].id == id {
+			s.done2[i] = qos2Seen{id: id, sum: sum}
+			return
+		}
+	}
 	if len(s.done2) == maxDone2 {
 		s.done2 = append(s.done2[:0], s.done2[1:]...)
 	}
-	s.done2 = append(s.done2, completedQoS2{id: id, at: now})
+	s.done2 = append(s.done2, qos2Seen{id: id, sum: sum})
 }
 
-// completedLately reports whether the QoS 2 exchange of id ended within
-// the duplicate window.
-func (s *session) completedLately(id uint16) bool {
+// rememberCompleted records that the QoS 2 exchange of id has ended.
+func (s *session) rememberCompleted(id uint16) {
+	for i := range s.done2 {
+		if s.done2[i].id == id && !s.done2[i].released {
+			s.done2[i].released, s.done2[i].at = true, time.Now().UnixNano()
+			return
+		}
+	}
+}
+
+// completedLately reports whether a PUBLISH saying the same as sum was
+// released under id within the duplicate window. A new message reusing
+// the id says something else and is published, as §6.6 allows.
+func (s *session) completedLately(id uint16, sum uint32) bool {
 	s.pruneCompleted(time.Now())
 	for _, d := range s.done2 {
-		if d.id == id {
+		if d.id == id && d.released && d.sum == sum {
 			return true
 		}
 	}
 	return false
 }
 
+// pruneCompleted forgets released exchanges older than the duplicate
+// window. Open ones stay: the broker holds their ids until PUBREL.
 func (s *session) pruneCompleted(now time.Time) {
+	if len(s.done2) == 0 {
+		return
+	}
+	cut := now.Add(-s.duplicateWindow()).UnixNano()
 	keep := s.done2[:0]
 	for _, d := range s.done2 {
-		if now.Sub(d.at) < s.duplicateWindow() {
+		if !d.released || d.at > cut {
 			keep = append(keep, d)
 		}
 	}
+	clear(s.done2[len(keep):])
 	s.done2 = keep
 	if len(s.done2) == 0 {
 		s.done2 = nil
