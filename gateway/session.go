@@ -54,6 +54,9 @@ type outbound struct {
 	// "invalid topic id" and the gateway registered the topic again; a
 	// second refusal drops the message.
 	reregistered bool
+	// dup marks a REGISTER sent before repeating a PUBLISH the client may
+	// already have: the PUBLISH that follows carries DUP.
+	dup bool
 }
 
 // qos2Seen is an inbound QoS 2 MsgId, the digest of the PUBLISH that
@@ -367,10 +370,26 @@ func (s *session) finishConnect() {
 	g.log.Info("mqtt-sn client connected", "client", s.clientID, "addr", s.addr,
 		"keepalive", s.keepAlive, "clean", !s.persistent)
 	if s.out.kind != outNone {
-		s.retransmit() // interrupted by sleep or a reconnect: repeat it now
+		s.resumeOut() // interrupted by sleep or a reconnect: repeat it now
 	}
 	s.pump()
 	s.reschedule()
+}
+
+// resumeOut repeats the message in flight after a CONNECT. The CONNECT
+// marked every topic id unknown, as the client may have lost its table, so
+// a PUBLISH on a registered id is preceded by a REGISTER of that id rather
+// than sent on an id the client may no longer hold.
+func (s *session) resumeOut() {
+	o := s.out
+	if o.kind == outPublish && o.idType == mqttsn.TopicNormal {
+		if _, known, _ := s.reg.idFor(o.d.Topic); !known {
+			s.register(o.d, o.topicID)
+			s.out.dup = true
+			return
+		}
+	}
+	s.retransmit()
 }
 
 // peerIdentity returns what a secured link proved about the client at addr
@@ -951,7 +970,7 @@ func (s *session) onRegAck(p *mqttsn.RegAck) {
 		s.drop(o.d)
 	} else {
 		s.reg.markKnown(o.topicID)
-		s.publish(o.d, mqttsn.TopicNormal, o.topicID, false)
+		s.publish(o.d, mqttsn.TopicNormal, o.topicID, o.dup)
 	}
 	s.pump()
 }

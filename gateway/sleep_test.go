@@ -152,3 +152,35 @@ func TestSleepBufferIsBounded(t *testing.T) {
 		assert.Equal(t, []string{"7", "8", "9"}, got)
 	})
 }
+
+// TestReconnectWhileAsleepRegistersBeforeRepeating: a client that fell
+// asleep with a PUBLISH unacknowledged and comes back with CONNECT
+// (CleanSession=0) may have lost its topic table; the gateway registers
+// the topic again before it repeats the PUBLISH, with DUP.
+func TestReconnectWhileAsleepRegistersBeforeRepeating(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		pub := h.publisher("app")
+		c := h.client("node-1")
+		c.connect("node-1", 60, false)
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("x"), QoS: 1}))
+		first := c.next().(*mqttsn.Publish)
+		require.Equal(t, id, first.TopicID)
+		// The client sleeps without acknowledging it.
+		c.send(&mqttsn.Disconnect{Duration: 300, HasDuration: true})
+		c.expect(&mqttsn.Disconnect{})
+
+		c.connect("node-1", 60, false)
+		reg := c.next().(*mqttsn.Register)
+		assert.Equal(t, mqttsn.Register{TopicID: id, MsgID: reg.MsgID, TopicName: "cmd"}, *reg)
+		c.send(&mqttsn.RegAck{TopicID: id, MsgID: reg.MsgID, ReturnCode: mqttsn.Accepted})
+		again := c.next().(*mqttsn.Publish)
+		assert.True(t, again.DUP)
+		assert.Equal(t, first.MsgID, again.MsgID)
+		assert.Equal(t, id, again.TopicID)
+		c.send(&mqttsn.PubAck{TopicID: id, MsgID: again.MsgID, ReturnCode: mqttsn.Accepted})
+		c.quiet()
+	})
+}
