@@ -340,8 +340,8 @@ func (s *session) finishConnect() {
 			SessionExpiry:  expiry,
 			ReceiveMaximum: 1,
 			Consumer:       s,
-			MaxQueued:      s.opts().SleepBuffer,
-			DropOldest:     s.opts().SleepBufferPolicy == DropOldest,
+			// An active client gets the broker's queue and its policy;
+			// the sleep buffer applies only while it sleeps (setQueue).
 			// MQTT-SN 1.2 carries no credentials: the gateway admitted the
 			// client, and the broker's authorizer judges only what it may
 			// publish and subscribe to.
@@ -362,6 +362,8 @@ func (s *session) finishConnect() {
 		}
 		s.brokerGone.Store(false)
 		s.bs = bs
+	} else if s.state == stAsleep || s.state == stAwake {
+		s.bs.SetQueue(0, false)
 	}
 	s.state = stActive
 	s.lastHeard = time.Now()
@@ -858,6 +860,7 @@ func (s *session) pump() {
 		s.send(&mqttsn.PingResp{})
 		s.state = stAsleep
 		s.lastHeard = time.Now()
+		s.bs.SetQueue(s.opts().SleepBuffer, s.opts().SleepBufferPolicy == DropOldest)
 	}
 }
 
@@ -941,6 +944,9 @@ func (s *session) publish(d mqttcore.Delivery, idType mqttsn.TopicIDType, topicI
 // repeated.
 func (s *session) drop(d mqttcore.Delivery) {
 	s.g().stats.deliveryDropped.Add(1)
+	if d.QoS > 0 {
+		s.g().logProtocol("gateway: delivery dropped", "client", s.clientID, "topic", d.Topic, "qos", d.QoS)
+	}
 	s.settle(d)
 }
 
@@ -1099,6 +1105,9 @@ func (sh *shard) onWakeFromNewAddress(ev event) {
 // PINGRESP (MQTT-SN 1.2 §6.14).
 func (s *session) wakeUp() {
 	s.state = stAwake
+	// What arrives during the awake window joins the flush and must not
+	// push buffered messages out (spec-interpretation #27).
+	s.bs.SetQueue(0, false)
 	s.g().stats.wakes.Add(1)
 	if s.out.kind != outNone {
 		s.retransmit() // interrupted by the sleep
@@ -1115,6 +1124,9 @@ func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 		s.sleepFor = min(time.Duration(p.Duration)*time.Second, s.opts().MaxSleepDuration)
 		s.state = stAsleep
 		s.lastHeard = time.Now()
+		if s.bs != nil {
+			s.bs.SetQueue(s.opts().SleepBuffer, s.opts().SleepBufferPolicy == DropOldest)
+		}
 		g.stats.sleeps.Add(1)
 		g.log.Info("mqtt-sn client asleep", "client", s.clientID, "addr", s.addr, "duration", s.sleepFor)
 		return
