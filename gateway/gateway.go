@@ -33,6 +33,12 @@ type Link struct {
 	// 65535); a message to a client that would exceed it is dropped and
 	// counted, as MQTT-SN 1.2 §6.10 asks for a topic or payload too long.
 	MaxPacketSize int
+	// ParseAddr turns the String form of an address on this link back
+	// into the address, for Restore. A UDP link (one whose Conn offers
+	// ReadFromUDPAddrPort) needs none; on any other link without it,
+	// stored sessions are dropped at Restore. For a serial or XBee link
+	// it is transport.SerialAddr{Device: s} or transport.ParseXBeeAddr.
+	ParseAddr func(s string) (net.Addr, error)
 }
 
 // link is a served Link.
@@ -53,10 +59,12 @@ type udpConn interface {
 type Gateway struct {
 	opts   Options
 	broker *mqttcore.Broker
-	log    *slog.Logger
-	seed   maphash.Seed
-	shards []*shard
-	stats  counters
+	// durable is broker.Durable(): acknowledgements wait for its store.
+	durable bool
+	log     *slog.Logger
+	seed    maphash.Seed
+	shards  []*shard
+	stats   counters
 
 	// qosM1 is the broker session QoS -1 messages are published through:
 	// they come from no connected client (MQTT-SN 1.2 §6.8).
@@ -70,6 +78,12 @@ type Gateway struct {
 	closed  bool
 	closing chan struct{}
 	wg      sync.WaitGroup
+
+	// ready is closed once Restore has run (at New without a Store): the
+	// links read nothing before, so no datagram finds a session missing
+	// that the store still holds.
+	ready       chan struct{}
+	restoreOnce sync.Once
 
 	// predefByName maps topic names back to predefined ids, gateway-wide
 	// and per ClientId; read-only after New.
@@ -116,6 +130,11 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		seed:    maphash.MakeSeed(),
 		addrs:   make(map[addrKey]*session),
 		closing: make(chan struct{}),
+		ready:   make(chan struct{}),
+		durable: b.Durable(),
+	}
+	if o.Store == nil {
+		g.restoreOnce.Do(func() { close(g.ready) })
 	}
 	g.logLimit.init(10, time.Minute)
 	g.unknownLimit.init(200, time.Second)
@@ -180,7 +199,8 @@ func (g *Gateway) goFunc(f func()) {
 
 // Serve starts serving l in the background: a read loop for its datagrams
 // and, when l has a broadcast address, periodic ADVERTISE. The gateway owns
-// l.Conn from now on and closes it on Close.
+// l.Conn from now on and closes it on Close. With Options.Store the link
+// starts reading once Restore has run.
 func (g *Gateway) Serve(l Link) error {
 	if l.Conn == nil {
 		return fmt.Errorf("%w: link %q has no connection", ErrInvalidOptions, l.Name)

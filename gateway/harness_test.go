@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -59,7 +60,8 @@ func newHarnessWith(t *testing.T, bopts *mqttcore.Options, opts *Options) *harne
 // memLink is the harness's link; its addresses parse back from their
 // strings, so restored sessions find their clients.
 func (h *harness) memLink() Link {
-	return Link{Name: "mem", Conn: h.net.Listen(gwAddr)}
+	return Link{Name: "mem", Conn: h.net.Listen(gwAddr),
+		ParseAddr: func(s string) (net.Addr, error) { return memconn.Addr(s), nil }}
 }
 
 // start runs a broker and a gateway, restoring what their stores hold.
@@ -75,6 +77,7 @@ func (h *harness) start() {
 	require.NoError(t, err)
 	h.broker, h.gw = b, g
 	require.NoError(t, g.Serve(h.memLink()))
+	require.NoError(t, g.Restore())
 }
 
 // stop closes the gateway and the broker, as a graceful shutdown does.

@@ -105,6 +105,13 @@ type Options struct {
 	// publishers are unknown senders on every datagram.
 	AdmitUnknown func(from Sender) bool
 
+	// Store keeps every MQTT-SN session's state across restarts (see
+	// SessionStore and Gateway.Restore); nil keeps nothing, and a restart
+	// loses every session. With a Store every broker session of an MQTT-SN
+	// client is a stored one (SessionExpiry) while the MQTT-SN session
+	// lives, whatever its CleanSession flag.
+	Store SessionStore
+
 	// Logger receives connect, disconnect, sleep and lost lines at info
 	// level and rate-limited protocol errors at warn (default: discard).
 	Logger *slog.Logger

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"math"
 	"net"
 	"sync/atomic"
 	"time"
@@ -126,9 +125,13 @@ type session struct {
 	// that use QoS 2.
 	done2 []qos2Seen
 
-	notified   atomic.Bool // queued on the shard's wake list
-	brokerGone atomic.Bool // the broker ended bs (takeover, shutdown)
-	gone       bool        // removed from the shard
+	notified     atomic.Bool   // queued on the shard's wake list
+	brokerGone   atomic.Bool   // the broker ended bs (takeover, shutdown)
+	brokerReason atomic.Uint32 // why, as a mqttcore.ReasonCode
+	gone         bool          // removed from the shard
+	// changed marks a change to what the SessionStore keeps (beyond the
+	// registry, which marks its own); save writes it.
+	changed bool
 }
 
 // Notify implements mqttcore.Consumer: deliveries are waiting.
@@ -139,7 +142,8 @@ func (s *session) Notify() {
 }
 
 // Disconnected implements mqttcore.Consumer: the broker ended the session.
-func (s *session) Disconnected(mqttcore.ReasonCode) {
+func (s *session) Disconnected(reason mqttcore.ReasonCode) {
+	s.brokerReason.Store(uint32(reason))
 	s.brokerGone.Store(true)
 	s.sh.wake(s)
 }
@@ -184,6 +188,7 @@ func (sh *shard) onConnect(ev event) {
 	s.rebind(ev.key, ev.addr, ev.node)
 	s.connect(p)
 	s.reschedule()
+	s.save()
 }
 
 // screen puts a client that claims clientID from addr to the
@@ -265,6 +270,9 @@ func (s *session) rebind(key addrKey, addr net.Addr, node []byte) {
 	if s.bound && s.key != key {
 		g.unbind(s.key, s)
 	}
+	if s.key != key {
+		s.changed = true
+	}
 	s.key, s.addr, s.node, s.bound = key, addr, node, true
 	g.bind(key, s)
 }
@@ -308,10 +316,7 @@ func (s *session) connect(p *mqttsn.Connect) {
 // clean applies CleanSession=1: subscriptions, registrations, the Will and
 // anything buffered are discarded (MQTT-SN 1.2 §6.3).
 func (s *session) clean() {
-	if s.bs != nil {
-		s.bs.Disconnect(mqttcore.DisconnectOptions{})
-		s.bs = nil
-	}
+	s.endBroker()
 	s.reg.reset()
 	s.shorts = nil
 	s.out = outbound{}
@@ -320,6 +325,7 @@ func (s *session) clean() {
 
 func (s *session) clearWill() {
 	s.willTopic, s.willMsg, s.willQoS, s.willRetain = "", nil, 0, false
+	s.changed = true
 }
 
 // finishConnect attaches the broker session and answers CONNACK.
@@ -330,25 +336,7 @@ func (s *session) finishConnect() {
 		s.bs = nil
 	}
 	if s.bs == nil {
-		var expiry uint32
-		if s.persistent {
-			expiry = uint32(min(s.opts().SessionExpiry/time.Second, math.MaxUint32-1))
-		}
-		bs, _, err := g.broker.Connect(mqttcore.ConnectOptions{
-			ClientID:       s.clientID,
-			CleanStart:     !s.persistent,
-			SessionExpiry:  expiry,
-			ReceiveMaximum: 1,
-			Consumer:       s,
-			// An active client gets the broker's queue and its policy;
-			// the sleep buffer applies only while it sleeps (setQueue).
-			// MQTT-SN 1.2 carries no credentials: the gateway admitted the
-			// client, and the broker's authorizer judges only what it may
-			// publish and subscribe to.
-			Link:          s.key.link.Name,
-			Identity:      peerIdentity(s.addr),
-			Authenticated: true,
-		})
+		bs, _, err := s.connectBroker(!s.persistent)
 		if err != nil {
 			rc := mqttsn.RejectedCongestion
 			if errors.Is(err, mqttcore.ReasonNotAuthorized) || errors.Is(err, mqttcore.ReasonClientIDNotValid) {
@@ -367,6 +355,7 @@ func (s *session) finishConnect() {
 	}
 	s.state = stActive
 	s.lastHeard = time.Now()
+	s.changed = true
 	g.stats.connects.Add(1)
 	s.send(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
 	g.log.Info("mqtt-sn client connected", "client", s.clientID, "addr", s.addr,
@@ -455,6 +444,7 @@ func (s *session) onDatagram(data []byte) {
 		s.onConnected(pkt)
 	}
 	s.reschedule()
+	s.save()
 }
 
 // onConnected handles the messages of a connected client (active, asleep
@@ -483,6 +473,7 @@ func (s *session) onConnected(pkt mqttsn.Packet) {
 		s.onWillTopicUpd(p)
 	case *mqttsn.WillMsgUpd:
 		s.willMsg = append(s.willMsg[:0:0], p.Message...)
+		s.changed = true
 		s.send(&mqttsn.WillMsgResp{ReturnCode: mqttsn.Accepted})
 	case *mqttsn.PingResp:
 		// An answer to nothing the gateway asked; harmless.
@@ -526,6 +517,7 @@ func (s *session) onWillMsg(p *mqttsn.WillMsg) {
 	s.out = outbound{}
 	s.willTopic, s.willQoS, s.willRetain = s.pending.willTopic, s.pending.willQoS, s.pending.willRetain
 	s.willMsg = append([]byte(nil), p.Message...)
+	s.changed = true
 	s.finishConnect()
 }
 
@@ -548,6 +540,7 @@ func (s *session) onWillTopicUpd(p *mqttsn.WillTopicUpd) {
 		return
 	} else {
 		s.willTopic, s.willQoS, s.willRetain = p.Topic, qosByte(p.QoS), p.Retain
+		s.changed = true
 	}
 	s.send(&mqttsn.WillTopicResp{ReturnCode: mqttsn.Accepted})
 }
@@ -623,9 +616,14 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 		sum = publishDigest(p)
 		if s.completedLately(p.MsgID, sum) {
 			g.stats.duplicates.Add(1)
-			s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+			s.ackPub(mqttsn.TypePubRec, 0, p.MsgID, mqttsn.Accepted)
 			return
 		}
+	}
+	if g.durable && p.QoS > mqttsn.QoS0 && s.sh.acksHeld.Load() >= maxHeldAcks {
+		// The store is behind: leave the client to repeat its message.
+		g.stats.ackBacklog.Add(1)
+		return
 	}
 	msg := mqttcore.Message{Topic: topic, Payload: copyBytes(p.Data), QoS: qosByte(p.QoS), Retain: p.Retain}
 	var err error
@@ -648,9 +646,9 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 	switch {
 	case p.QoS == mqttsn.QoS1 || (p.QoS == mqttsn.QoS2 && rc != mqttsn.Accepted):
 		// QoS 2 errors are reported with PUBACK (spec-interpretation #29).
-		s.send(&mqttsn.PubAck{TopicID: p.TopicID, MsgID: p.MsgID, ReturnCode: rc})
+		s.ackPub(mqttsn.TypePubAck, p.TopicID, p.MsgID, rc)
 	case p.QoS == mqttsn.QoS2:
-		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		s.ackPub(mqttsn.TypePubRec, 0, p.MsgID, mqttsn.Accepted)
 	}
 }
 
@@ -672,7 +670,9 @@ func (s *session) onPubRel(p *mqttsn.PubRel) {
 	if s.bs.Release(p.MsgID) == nil {
 		s.rememberCompleted(p.MsgID)
 	}
-	s.send(&mqttsn.PubComp{MsgID: p.MsgID})
+	// The release is committed before PUBCOMP: a restart that still held
+	// the id would take the client's next PUBLISH under it for a repeat.
+	s.ackPub(mqttsn.TypePubComp, 0, p.MsgID, mqttsn.Accepted)
 }
 
 // duplicateWindow is how long a client may still retransmit a PUBLISH:
@@ -800,6 +800,7 @@ func (s *session) onSubscribe(p *mqttsn.Subscribe) {
 			s.shorts = make(map[uint16]struct{})
 		}
 		s.shorts[p.TopicID] = struct{}{}
+		s.changed = true
 	}
 	s.reg.accept(filter)
 	// SUBACK goes out before any retained message the subscription
@@ -816,7 +817,10 @@ func (s *session) onUnsubscribe(p *mqttsn.Unsubscribe) {
 		filter = s.predefined[p.TopicID]
 	case mqttsn.TopicShort:
 		filter = mqttsn.ShortTopicName(p.TopicID)
-		delete(s.shorts, p.TopicID)
+		if _, ok := s.shorts[p.TopicID]; ok {
+			delete(s.shorts, p.TopicID)
+			s.changed = true
+		}
 	}
 	if filter != "" {
 		_, _ = s.bs.Unsubscribe(filter)
@@ -836,10 +840,12 @@ func (s *session) onNotify() {
 	}
 	if s.brokerGone.Load() && s.bs != nil {
 		s.onBrokerDisconnected()
+		s.save()
 		return
 	}
 	s.pump()
 	s.reschedule()
+	s.save()
 }
 
 // pump sends deliveries while nothing is in flight, and ends an awake
@@ -1099,6 +1105,7 @@ func (sh *shard) onWakeFromNewAddress(ev event) {
 		s.wakeUp()
 	}
 	s.reschedule()
+	s.save()
 }
 
 // wakeUp starts an awake window: everything buffered is sent, then
@@ -1124,6 +1131,7 @@ func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 		s.sleepFor = min(time.Duration(p.Duration)*time.Second, s.opts().MaxSleepDuration)
 		s.state = stAsleep
 		s.lastHeard = time.Now()
+		s.changed = true
 		if s.bs != nil {
 			s.bs.SetQueue(s.opts().SleepBuffer, s.opts().SleepBufferPolicy == DropOldest)
 		}
@@ -1140,6 +1148,12 @@ func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 // connection took over the ClientId, or the broker is closing.
 func (s *session) onBrokerDisconnected() {
 	s.bs = nil
+	if s.opts().Store != nil && mqttcore.ReasonCode(s.brokerReason.Load()) == mqttcore.ReasonServerShuttingDown {
+		// The broker stops before the gateway: the session is kept in
+		// both stores and comes back with them.
+		s.discard()
+		return
+	}
 	s.send(&mqttsn.Disconnect{})
 	s.g().log.Info("mqtt-sn client disconnected by the broker", "client", s.clientID, "addr", s.addr)
 	s.end(false)
@@ -1183,6 +1197,7 @@ func (s *session) toDisconnected() {
 	s.unbindAddr()
 	s.state = stDisconnected
 	s.goneAt = time.Now()
+	s.changed = true
 	s.reschedule()
 }
 
@@ -1191,10 +1206,16 @@ func (s *session) remove() {
 	if s.gone {
 		return
 	}
-	if s.bs != nil {
-		s.bs.Disconnect(mqttcore.DisconnectOptions{})
-		s.bs = nil
+	s.endBroker()
+	s.discard()
+	if st := s.opts().Store; st != nil {
+		s.g().storeErr(st.DeleteSession(s.clientID), s.clientID)
 	}
+}
+
+// discard forgets the session in this gateway and frees its slot; what
+// the stores keep is the caller's business.
+func (s *session) discard() {
 	s.unbindAddr()
 	s.sh.schedule(s, time.Time{})
 	delete(s.sh.byID, s.clientID)
