@@ -90,8 +90,9 @@ type Gateway struct {
 	predefByName  map[string]uint16
 	predefPerName map[string]map[string]uint16
 
-	sessions atomic.Int64 // sessions held, for MaxSessions
-	logLimit rateLimit    // protocol-error log lines
+	sessions   atomic.Int64 // sessions held, for MaxSessions
+	topicBytes atomic.Int64 // bytes of registered topic names, for MaxTopicBytes
+	logLimit   rateLimit    // protocol-error log lines
 	// unknownLimit bounds the DISCONNECTs sent to unknown senders, so a
 	// flood of spoofed datagrams cannot turn the gateway into a reflector.
 	unknownLimit rateLimit

@@ -61,6 +61,13 @@ type Options struct {
 	// MaxTopicsPerClient bounds each client's registered topic ids
 	// (default 10,000); REGISTER beyond it gets REGACK "congestion".
 	MaxTopicsPerClient int
+	// MaxTopicBytesPerClient bounds the bytes of topic names one client
+	// may have registered (default 64 KiB), and MaxTopicBytes those of
+	// every client together (default 64 MiB); a REGISTER or SUBSCRIBE
+	// beyond either is answered "congestion", a delivery that would need
+	// a new id is dropped and counted.
+	MaxTopicBytesPerClient int
+	MaxTopicBytes          int64
 	// SleepBuffer bounds the messages kept for a sleeping client
 	// (default 100), with SleepBufferPolicy when it is full.
 	SleepBuffer       int
@@ -159,6 +166,12 @@ func (o *Options) ensureDefaults() {
 	if o.MaxTopicsPerClient == 0 {
 		o.MaxTopicsPerClient = 10_000
 	}
+	if o.MaxTopicBytesPerClient == 0 {
+		o.MaxTopicBytesPerClient = 64 << 10
+	}
+	if o.MaxTopicBytes == 0 {
+		o.MaxTopicBytes = 64 << 20
+	}
 	if o.SleepBuffer == 0 {
 		o.SleepBuffer = 100
 	}
@@ -198,6 +211,10 @@ func (o *Options) Validate() error {
 		return bad("max sessions %d is below 1", c.MaxSessions)
 	case c.MaxTopicsPerClient < 1 || c.MaxTopicsPerClient > maxTopicID:
 		return bad("max topics per client %d is outside 1..%d", c.MaxTopicsPerClient, maxTopicID)
+	case c.MaxTopicBytesPerClient < 1:
+		return bad("max topic bytes per client %d is below 1", c.MaxTopicBytesPerClient)
+	case c.MaxTopicBytes < 1:
+		return bad("max topic bytes %d is below 1", c.MaxTopicBytes)
 	case c.SleepBuffer < 1:
 		return bad("sleep buffer %d is below 1", c.SleepBuffer)
 	case c.SleepBufferPolicy != DropOldest && c.SleepBufferPolicy != RejectNew:

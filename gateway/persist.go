@@ -396,6 +396,9 @@ func (sh *shard) restore(rec *sessionRecord, key addrKey, addr net.Addr) {
 	for _, t := range rec.Topics {
 		s.reg.put(t.ID, t.Name, t.Known)
 	}
+	// Restored names count against the bounds, even above them (a bound
+	// lowered since): they only stop new registrations.
+	g.topicBytes.Add(int64(s.reg.bytes))
 	s.reg.next = rec.NextID
 	for _, name := range rec.Refused {
 		s.reg.refuse(name)

@@ -28,6 +28,10 @@ type registry struct {
 	refused map[string]struct{}
 	// dirty marks a change the SessionStore has not seen yet.
 	dirty bool
+	// bytes is the length of every registered name, which the gateway
+	// bounds per client and in total: a count alone let one client hold
+	// 10,000 names of 60 KB.
+	bytes int
 }
 
 type regEntry struct {
@@ -126,6 +130,7 @@ func (r *registry) assign(name string, known bool, limit int) (id uint16, ok boo
 // put adds name under id, which must be free.
 func (r *registry) put(id uint16, name string, known bool) {
 	r.dirty = true
+	r.bytes += len(name)
 	e := regEntry{name: name, known: known}
 	if !r.big() && len(r.small) < smallRegistry {
 		r.small = append(r.small, regItem{id: id, regEntry: e})
@@ -174,12 +179,14 @@ func (r *registry) forget(id uint16) {
 	r.dirty = true
 	if r.big() {
 		if e, ok := r.byID[id]; ok {
+			r.bytes -= len(e.name)
 			delete(r.byName, e.name)
 			delete(r.byID, id)
 		}
 		return
 	}
 	if i := r.findID(id); i >= 0 {
+		r.bytes -= len(r.small[i].name)
 		r.small = append(r.small[:i], r.small[i+1:]...)
 	}
 }

@@ -317,7 +317,7 @@ func (s *session) connect(p *mqttsn.Connect) {
 // anything buffered are discarded (MQTT-SN 1.2 §6.3).
 func (s *session) clean() {
 	s.endBroker()
-	s.reg.reset()
+	s.resetTopics()
 	s.shorts = nil
 	s.out = outbound{}
 	s.clearWill()
@@ -574,12 +574,51 @@ func (s *session) topicOf(idType mqttsn.TopicIDType, id uint16, name string) (st
 	return "", false
 }
 
+// assignTopic returns the id of name, registering it if the client's and
+// the gateway's bounds allow: MaxTopicsPerClient ids, and
+// MaxTopicBytesPerClient and MaxTopicBytes of names.
+func (s *session) assignTopic(name string, known bool) (uint16, bool) {
+	o, g := s.opts(), s.g()
+	if _, _, exists := s.reg.idFor(name); exists {
+		return s.reg.assign(name, known, o.MaxTopicsPerClient)
+	}
+	n := int64(len(name))
+	if s.reg.bytes+len(name) > o.MaxTopicBytesPerClient {
+		g.stats.topicBytesLimited.Add(1)
+		return 0, false
+	}
+	if g.topicBytes.Add(n) > o.MaxTopicBytes {
+		g.topicBytes.Add(-n)
+		g.stats.topicBytesLimited.Add(1)
+		g.logProtocol("gateway: topic names refused: gateway-wide bound reached", "client", s.clientID, "limit", o.MaxTopicBytes)
+		return 0, false
+	}
+	id, ok := s.reg.assign(name, known, o.MaxTopicsPerClient)
+	if !ok {
+		g.topicBytes.Add(-n)
+	}
+	return id, ok
+}
+
+// forgetTopic removes id and gives its name's bytes back.
+func (s *session) forgetTopic(id uint16) {
+	before := s.reg.bytes
+	s.reg.forget(id)
+	s.g().topicBytes.Add(int64(s.reg.bytes - before))
+}
+
+// resetTopics empties the registry and gives its bytes back.
+func (s *session) resetTopics() {
+	s.g().topicBytes.Add(-int64(s.reg.bytes))
+	s.reg.reset()
+}
+
 func (s *session) onRegister(p *mqttsn.Register) {
 	if validTopicName(p.TopicName) != nil {
 		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedNotSupported})
 		return
 	}
-	id, ok := s.reg.assign(p.TopicName, true, s.opts().MaxTopicsPerClient)
+	id, ok := s.assignTopic(p.TopicName, true)
 	if !ok {
 		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
 		return
@@ -769,7 +808,7 @@ func (s *session) onSubscribe(p *mqttsn.Subscribe) {
 	case mqttsn.TopicNormal:
 		filter = p.TopicName
 		if validTopicName(filter) == nil {
-			id, ok := s.reg.assign(filter, true, s.opts().MaxTopicsPerClient)
+			id, ok := s.assignTopic(filter, true)
 			if !ok {
 				s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
 				return
@@ -884,7 +923,7 @@ func (s *session) deliver(d mqttcore.Delivery) {
 			s.drop(d) // the client rejected this topic's REGISTER
 			return
 		}
-		newID, ok := s.reg.assign(d.Topic, false, s.opts().MaxTopicsPerClient)
+		newID, ok := s.assignTopic(d.Topic, false)
 		if !ok {
 			s.drop(d)
 			return
@@ -977,7 +1016,7 @@ func (s *session) onRegAck(p *mqttsn.RegAck) {
 	if p.ReturnCode != mqttsn.Accepted {
 		// The client does not want this topic (MQTT-SN 1.2 §6.10): never
 		// publish on the refused id.
-		s.reg.forget(o.topicID)
+		s.forgetTopic(o.topicID)
 		s.reg.refuse(o.d.Topic)
 		s.drop(o.d)
 	} else {
@@ -1000,8 +1039,8 @@ func (s *session) onPubAck(p *mqttsn.PubAck) {
 	case p.ReturnCode == mqttsn.RejectedInvalidTopicID && o.idType == mqttsn.TopicNormal && !o.reregistered:
 		// The client lost the id: correct the assignment and try once more
 		// (MQTT-SN 1.2 §6.10).
-		s.reg.forget(o.topicID)
-		id, ok := s.reg.assign(o.d.Topic, false, s.opts().MaxTopicsPerClient)
+		s.forgetTopic(o.topicID)
+		id, ok := s.assignTopic(o.d.Topic, false)
 		if !ok {
 			s.drop(o.d)
 			break
@@ -1216,6 +1255,7 @@ func (s *session) remove() {
 // discard forgets the session in this gateway and frees its slot; what
 // the stores keep is the caller's business.
 func (s *session) discard() {
+	s.g().topicBytes.Add(-int64(s.reg.bytes))
 	s.unbindAddr()
 	s.sh.schedule(s, time.Time{})
 	delete(s.sh.byID, s.clientID)

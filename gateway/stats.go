@@ -20,6 +20,8 @@ type counters struct {
 	notAdmitted, connectLimited    atomic.Uint64
 	unknownLimited                 atomic.Uint64
 	storeErrors, ackBacklog        atomic.Uint64
+
+	topicBytesLimited atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -55,6 +57,9 @@ type Stats struct {
 	UnknownLimited   uint64 // datagrams from unknown senders AdmitUnknown dropped
 	StoreErrors      uint64 // SessionStore calls that failed (logged, rate-limited)
 	AckBacklog       uint64 // QoS 1/2 PUBLISHes left unanswered while too many acknowledgements waited for the broker's store
+
+	TopicBytes        int64  // bytes of topic names registered now, across clients
+	TopicBytesLimited uint64 // registrations refused by MaxTopicBytesPerClient or MaxTopicBytes
 }
 
 // Stats returns the gateway's counters.
@@ -92,5 +97,8 @@ func (g *Gateway) Stats() Stats {
 		Duplicates:       c.duplicates.Load(),
 		StoreErrors:      c.storeErrors.Load(),
 		AckBacklog:       c.ackBacklog.Load(),
+
+		TopicBytes:        g.topicBytes.Load(),
+		TopicBytesLimited: c.topicBytesLimited.Load(),
 	}
 }

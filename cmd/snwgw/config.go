@@ -62,6 +62,10 @@ type GatewayConfig struct {
 	Shards                int                          `toml:"shards"`
 	Predefined            map[string]string            `toml:"predefined"`
 	PredefinedPerClient   map[string]map[string]string `toml:"predefined_per_client"`
+
+	// Bounds on the bytes of registered topic names.
+	MaxTopicBytesPerClient Size `toml:"max_topic_bytes_per_client"`
+	MaxTopicBytes          Size `toml:"max_topic_bytes"`
 }
 
 // UDPConfig is one [[udp]] link.
@@ -475,6 +479,9 @@ func (c *Config) gatewayOptions(log *slog.Logger) (*gateway.Options, error) {
 		Predefined:            pre,
 		PredefinedPerClient:   per,
 		Logger:                log,
+
+		MaxTopicBytesPerClient: int(g.MaxTopicBytesPerClient),
+		MaxTopicBytes:          int64(g.MaxTopicBytes),
 	}
 	adm, err := c.Auth.admission()
 	if err != nil {

@@ -74,6 +74,9 @@ func (c *Config) effective() (*Config, error) {
 		SleepBufferPolicy:     string(g.SleepBufferPolicy),
 		QoSMinusOneTopicNames: g.QoSMinusOneTopicNames,
 		Shards:                g.Shards,
+
+		MaxTopicBytesPerClient: Size(g.MaxTopicBytesPerClient),
+		MaxTopicBytes:          Size(g.MaxTopicBytes),
 	}
 	if len(c.Gateway.Predefined) > 0 {
 		e.Gateway.Predefined = c.Gateway.Predefined
