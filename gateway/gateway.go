@@ -92,7 +92,11 @@ type Gateway struct {
 
 	sessions   atomic.Int64 // sessions held, for MaxSessions
 	topicBytes atomic.Int64 // bytes of registered topic names, for MaxTopicBytes
-	logLimit   rateLimit    // protocol-error log lines
+
+	ipMu  sync.Mutex
+	perIP map[netip.Addr]int // sessions counted at each IP address, for MaxSessionsPerIP
+
+	logLimit rateLimit // protocol-error log lines
 	// unknownLimit bounds the DISCONNECTs sent to unknown senders, so a
 	// flood of spoofed datagrams cannot turn the gateway into a reflector.
 	unknownLimit rateLimit
@@ -130,6 +134,7 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		log:     o.Logger,
 		seed:    maphash.MakeSeed(),
 		addrs:   make(map[addrKey]*session),
+		perIP:   make(map[netip.Addr]int),
 		closing: make(chan struct{}),
 		ready:   make(chan struct{}),
 		durable: b.Durable(),
@@ -252,6 +257,67 @@ func (g *Gateway) Close(ctx context.Context) error {
 // shardFor returns the shard that owns the session of clientID.
 func (g *Gateway) shardFor(clientID string) *shard {
 	return g.shards[maphash.String(g.seed, clientID)%uint64(len(g.shards))]
+}
+
+// ipOf returns the IP address a session at key counts under, or the zero
+// Addr for links that have none. Loopback senders are not counted: they
+// are this host, whose fleet simulator and benchmarks run 100,000 clients
+// from one address, and a local user needs no slots to harm the gateway.
+func ipOf(key addrKey, addr net.Addr) netip.Addr {
+	ip := key.ap.Addr()
+	if ua, ok := addr.(*net.UDPAddr); ok && !key.ap.IsValid() {
+		ip = ua.AddrPort().Addr().Unmap()
+	}
+	if !ip.IsValid() || ip.IsLoopback() {
+		return netip.Addr{}
+	}
+	return ip
+}
+
+// claimIP counts a new session at ip, unless ip already holds
+// MaxSessionsPerIP of them.
+func (g *Gateway) claimIP(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return true
+	}
+	g.ipMu.Lock()
+	defer g.ipMu.Unlock()
+	if limit := g.opts.MaxSessionsPerIP; limit > 0 && g.perIP[ip] >= limit {
+		return false
+	}
+	g.perIP[ip]++
+	return true
+}
+
+// releaseIP uncounts a session at ip.
+func (g *Gateway) releaseIP(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	g.ipMu.Lock()
+	defer g.ipMu.Unlock()
+	if g.perIP[ip] <= 1 {
+		delete(g.perIP, ip)
+	} else {
+		g.perIP[ip]--
+	}
+}
+
+// moveIP counts s at the IP of key from now on: a session that moved is
+// not refused, its slot only moves with it.
+func (s *session) moveIP(key addrKey, addr net.Addr) {
+	ip := ipOf(key, addr)
+	if ip == s.ip {
+		return
+	}
+	g := s.g()
+	g.releaseIP(s.ip)
+	g.ipMu.Lock()
+	if ip.IsValid() {
+		g.perIP[ip]++
+	}
+	g.ipMu.Unlock()
+	s.ip = ip
 }
 
 // lookup returns the session at k, if any.

@@ -58,6 +58,14 @@ type Options struct {
 	// kept for a later CleanSession=0 connect (default 100,000). A CONNECT
 	// beyond it is answered CONNACK "rejected: congestion".
 	MaxSessions int
+	// MaxSessionsPerIP bounds the sessions of clients at one IP address,
+	// whatever their ports (default 1,000; negative: no bound), so one
+	// host cannot take every session slot from many source ports. A
+	// CONNECT beyond it is answered "rejected: congestion". Clients of
+	// links without IP addresses (serial, XBee) and of loopback addresses
+	// are not counted; those behind a forwarder count at the forwarder's
+	// address.
+	MaxSessionsPerIP int
 	// MaxTopicsPerClient bounds each client's registered topic ids
 	// (default 10,000); REGISTER beyond it gets REGACK "congestion".
 	MaxTopicsPerClient int
@@ -162,6 +170,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.MaxSessions == 0 {
 		o.MaxSessions = 100_000
+	}
+	if o.MaxSessionsPerIP == 0 {
+		o.MaxSessionsPerIP = 1000
 	}
 	if o.MaxTopicsPerClient == 0 {
 		o.MaxTopicsPerClient = 10_000

@@ -426,6 +426,7 @@ func (sh *shard) restore(rec *sessionRecord, key addrKey, addr net.Addr) {
 	// Supervision starts afresh: the client gets a whole keep-alive period
 	// (or sleep) from the restart, whatever it had used up before.
 	s.lastHeard = now
+	s.moveIP(key, addr) // counted, never refused: it was admitted before
 	s.key, s.addr, s.node = key, addr, rec.Node
 	bs, present, err := s.connectBroker(false)
 	if err != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -92,6 +93,7 @@ type session struct {
 	addr  net.Addr // the address to write to
 	node  []byte   // forwarder Wireless Node Id, nil for a direct client
 	bound bool
+	ip    netip.Addr // the address the session counts under for MaxSessionsPerIP
 
 	state      state
 	persistent bool          // connected with CleanSession=0
@@ -183,7 +185,17 @@ func (sh *shard) onConnect(ev event) {
 			g.logProtocol("mqtt-sn connect refused: session limit reached", "client", p.ClientID, "limit", g.opts.MaxSessions)
 			return
 		}
+		ip := ipOf(ev.key, ev.addr)
+		if !g.claimIP(ip) {
+			g.sessions.Add(-1)
+			g.stats.refused.Add(1)
+			g.stats.ipLimited.Add(1)
+			g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.ConnAck{ReturnCode: mqttsn.RejectedCongestion})
+			g.logProtocol("mqtt-sn connect refused: too many sessions at one IP address", "client", p.ClientID, "ip", ip, "limit", g.opts.MaxSessionsPerIP)
+			return
+		}
 		s = sh.newSession(p.ClientID)
+		s.ip = ip
 	}
 	s.rebind(ev.key, ev.addr, ev.node)
 	s.connect(p)
@@ -272,6 +284,7 @@ func (s *session) rebind(key addrKey, addr net.Addr, node []byte) {
 	}
 	if s.key != key {
 		s.changed = true
+		s.moveIP(key, addr)
 	}
 	s.key, s.addr, s.node, s.bound = key, addr, node, true
 	g.bind(key, s)
@@ -1256,6 +1269,8 @@ func (s *session) remove() {
 // the stores keep is the caller's business.
 func (s *session) discard() {
 	s.g().topicBytes.Add(-int64(s.reg.bytes))
+	s.g().releaseIP(s.ip)
+	s.ip = netip.Addr{}
 	s.unbindAddr()
 	s.sh.schedule(s, time.Time{})
 	delete(s.sh.byID, s.clientID)

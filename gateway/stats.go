@@ -22,6 +22,7 @@ type counters struct {
 	storeErrors, ackBacklog        atomic.Uint64
 
 	topicBytesLimited atomic.Uint64
+	ipLimited         atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -60,6 +61,7 @@ type Stats struct {
 
 	TopicBytes        int64  // bytes of topic names registered now, across clients
 	TopicBytesLimited uint64 // registrations refused by MaxTopicBytesPerClient or MaxTopicBytes
+	IPLimited         uint64 // CONNECTs refused by MaxSessionsPerIP (also in Refused)
 }
 
 // Stats returns the gateway's counters.
@@ -100,5 +102,6 @@ func (g *Gateway) Stats() Stats {
 
 		TopicBytes:        g.topicBytes.Load(),
 		TopicBytesLimited: c.topicBytesLimited.Load(),
+		IPLimited:         c.ipLimited.Load(),
 	}
 }

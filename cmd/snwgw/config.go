@@ -66,6 +66,7 @@ type GatewayConfig struct {
 	// Bounds on the bytes of registered topic names.
 	MaxTopicBytesPerClient Size `toml:"max_topic_bytes_per_client"`
 	MaxTopicBytes          Size `toml:"max_topic_bytes"`
+	MaxSessionsPerIP       int  `toml:"max_sessions_per_ip"`
 }
 
 // UDPConfig is one [[udp]] link.
@@ -482,6 +483,7 @@ func (c *Config) gatewayOptions(log *slog.Logger) (*gateway.Options, error) {
 
 		MaxTopicBytesPerClient: int(g.MaxTopicBytesPerClient),
 		MaxTopicBytes:          int64(g.MaxTopicBytes),
+		MaxSessionsPerIP:       g.MaxSessionsPerIP,
 	}
 	adm, err := c.Auth.admission()
 	if err != nil {

@@ -77,6 +77,7 @@ func (c *Config) effective() (*Config, error) {
 
 		MaxTopicBytesPerClient: Size(g.MaxTopicBytesPerClient),
 		MaxTopicBytes:          Size(g.MaxTopicBytes),
+		MaxSessionsPerIP:       g.MaxSessionsPerIP,
 	}
 	if len(c.Gateway.Predefined) > 0 {
 		e.Gateway.Predefined = c.Gateway.Predefined
