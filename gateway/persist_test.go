@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -295,4 +296,18 @@ func TestAckWaitsForCommit(t *testing.T) {
 		c.expect(&mqttsn.PubComp{MsgID: 3})
 		assert.Equal(t, []byte("b"), obs.next().Payload)
 	})
+}
+
+// TestResolveUDPAddress: a stored UDP address is keyed as the read loop
+// keys a datagram from it, IPv4-mapped or not.
+func TestResolveUDPAddress(t *testing.T) {
+	l := &link{Link: Link{Name: "udp"}, udp: newInjectConn()}
+	key, addr, err := l.resolve("[::ffff:192.0.2.7]:5000", []byte{1, 2})
+	require.NoError(t, err)
+	assert.Equal(t, addrKey{link: l, ap: netip.MustParseAddrPort("192.0.2.7:5000"), node: "\x01\x02"}, key)
+	assert.Equal(t, "192.0.2.7:5000", addr.String())
+	_, _, err = l.resolve("not an address", nil)
+	assert.Error(t, err)
+	_, _, err = (&link{Link: Link{Name: "serial"}}).resolve("/dev/ttyUSB0", nil)
+	assert.Error(t, err, "a link that cannot parse addresses drops its sessions")
 }
