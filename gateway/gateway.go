@@ -36,8 +36,9 @@ type Link struct {
 	// ParseAddr turns the String form of an address on this link back
 	// into the address, for Restore. A UDP link (one whose Conn offers
 	// ReadFromUDPAddrPort) needs none; on any other link without it,
-	// stored sessions are dropped at Restore. For a serial or XBee link
-	// it is transport.SerialAddr{Device: s} or transport.ParseXBeeAddr.
+	// Restore cannot bind stored sessions to their clients (see Restore).
+	// For a serial or XBee link it is transport.SerialAddr{Device: s} or
+	// transport.ParseXBeeAddr.
 	ParseAddr func(s string) (net.Addr, error)
 }
 

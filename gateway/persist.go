@@ -259,7 +259,9 @@ func (g *Gateway) storeErr(err error, clientID string) {
 // with PINGREQ(ClientId) gets them without a new CONNECT, and an active one
 // goes on publishing with its topic ids, supervised by its keep-alive from
 // now. A session whose link is no longer served, or whose address the link
-// cannot parse, is dropped and logged.
+// cannot parse (a DTLS association does not outlive the process), is
+// dropped and logged if it was a CleanSession=1 session, and otherwise kept
+// disconnected, for a CONNECT with CleanSession=0, as after a DISCONNECT.
 //
 // With Options.Store set, links added with Serve do not read until Restore
 // has run, so call Serve for every link first and then Restore, once.
@@ -287,9 +289,10 @@ func (g *Gateway) restore() error {
 	// after it: a store may hold a read transaction open for the replay,
 	// and the shards write to it (and to the broker's store) as they go.
 	type restored struct {
-		rec  *sessionRecord
-		key  addrKey
-		addr net.Addr
+		rec   *sessionRecord
+		key   addrKey
+		addr  net.Addr
+		moved bool // kept disconnected: its link or address is gone
 	}
 	var list []restored
 	var dropped []string
@@ -307,19 +310,27 @@ func (g *Gateway) restore() error {
 			list = append(list, restored{rec: rec})
 			return nil
 		}
+		var key addrKey
+		var addr net.Addr
 		l := links[rec.Link]
 		if l == nil {
-			g.log.Info("gateway: restored session dropped: its link is gone", "client", clientID, "link", rec.Link)
-			dropped = append(dropped, clientID)
-			return nil
+			err = fmt.Errorf("link %q is not served", rec.Link)
+		} else {
+			key, addr, err = l.resolve(rec.Addr, rec.Node)
 		}
-		key, addr, err := l.resolve(rec.Addr, rec.Node)
-		if err != nil {
-			g.log.Info("gateway: restored session dropped: address not usable", "client", clientID, "link", rec.Link, "addr", rec.Addr, "err", err)
+		switch {
+		case err == nil:
+			list = append(list, restored{rec: rec, key: key, addr: addr})
+		case rec.Clean:
+			g.log.Info("gateway: restored session dropped: its link or address is gone", "client", clientID, "link", rec.Link, "addr", rec.Addr, "err", err)
 			dropped = append(dropped, clientID)
-			return nil
+		default:
+			// A CleanSession=0 session outlives its connection anyway: it
+			// waits for a CONNECT, on any link, as after a DISCONNECT.
+			g.log.Info("gateway: restored session kept disconnected: its link or address is gone", "client", clientID, "link", rec.Link, "addr", rec.Addr, "err", err)
+			rec.State = recDisconnected
+			list = append(list, restored{rec: rec, moved: true})
 		}
-		list = append(list, restored{rec: rec, key: key, addr: addr})
 		return nil
 	})
 	for _, id := range dropped {
@@ -327,7 +338,7 @@ func (g *Gateway) restore() error {
 		g.endBrokerSession(id)
 	}
 	for _, r := range list {
-		g.shardFor(r.rec.ClientID).post(event{kind: evRun, fn: func(sh *shard) { sh.restore(r.rec, r.key, r.addr) }})
+		g.shardFor(r.rec.ClientID).post(event{kind: evRun, fn: func(sh *shard) { sh.restore(r.rec, r.key, r.addr, r.moved) }})
 	}
 	// Wait until every shard has restored its share before the links read.
 	done := make(chan struct{}, len(g.shards))
@@ -382,8 +393,9 @@ func (l *link) resolve(addr string, node []byte) (addrKey, net.Addr, error) {
 	return key, a, nil
 }
 
-// restore recreates one stored session on this shard.
-func (sh *shard) restore(rec *sessionRecord, key addrKey, addr net.Addr) {
+// restore recreates one stored session on this shard; moved says its
+// record must be written again, now disconnected.
+func (sh *shard) restore(rec *sessionRecord, key addrKey, addr net.Addr, moved bool) {
 	g := sh.g
 	if sh.byID[rec.ClientID] != nil {
 		return
@@ -416,7 +428,9 @@ func (sh *shard) restore(rec *sessionRecord, key addrKey, addr net.Addr) {
 	now := time.Now()
 	if rec.State == recDisconnected {
 		s.state, s.goneAt = stDisconnected, now
+		s.changed = moved
 		s.reschedule()
+		s.save()
 		return
 	}
 	s.state = stActive

@@ -191,23 +191,40 @@ func TestRestartRepeatsInFlightDeliveryWithDUP(t *testing.T) {
 }
 
 // TestRestoredSessionOfAGoneLinkIsDropped: a session stored for a link
-// that is no longer served is dropped, record and broker session both.
+// that is no longer served is dropped, record and broker session both, if
+// it was a CleanSession=1 session; a CleanSession=0 one is kept
+// disconnected for its next CONNECT, as after a DISCONNECT.
 func TestRestoredSessionOfAGoneLinkIsDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, st := newDurableHarness(t, nil)
-		c := h.client("node-1")
-		c.connect("node-1", 600, true)
-		rec := st.record(t, "node-1")
-		rec.Link = "serial /dev/ttyGONE"
-		require.NoError(t, st.SaveSession("node-1", rec.encode()))
+		clean, kept := h.client("node-1"), h.client("node-2")
+		clean.connect("node-1", 600, true)
+		kept.connect("node-2", 600, false)
+		kept.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
+		id := kept.next().(*mqttsn.SubAck).TopicID
+		for _, c := range []string{"node-1", "node-2"} {
+			rec := st.record(t, c)
+			rec.Link = "serial /dev/ttyGONE"
+			require.NoError(t, st.SaveSession(c, rec.encode()))
+		}
 		require.NoError(t, st.SaveSession("garbage", []byte("{")))
 
 		h.restart()
-		assert.Equal(t, int64(0), h.gw.Stats().Sessions)
+		assert.Equal(t, int64(1), h.gw.Stats().Sessions)
 		assert.Nil(t, st.record(t, "node-1"))
-		assert.Empty(t, st.recs)
-		c.send(&mqttsn.PingReq{})
-		c.expect(&mqttsn.Disconnect{})
+		assert.Nil(t, st.record(t, "garbage"))
+		assert.Equal(t, recDisconnected, st.record(t, "node-2").State)
+		clean.send(&mqttsn.PingReq{})
+		clean.expect(&mqttsn.Disconnect{})
+		_, present, err := h.broker.Connect(mqttcore.ConnectOptions{ClientID: "node-1", Consumer: discardConsumer{}})
+		require.NoError(t, err)
+		assert.False(t, present, "the dropped session's broker session is ended too")
+
+		// The kept one resumes with its subscription and topic id.
+		kept.connect("node-2", 600, false)
+		require.NoError(t, h.publisher("app").Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("x"), QoS: 1}))
+		reg := kept.next().(*mqttsn.Register)
+		assert.Equal(t, mqttsn.Register{TopicID: id, MsgID: reg.MsgID, TopicName: "cmd"}, *reg)
 	})
 }
 
@@ -309,5 +326,5 @@ func TestResolveUDPAddress(t *testing.T) {
 	_, _, err = l.resolve("not an address", nil)
 	assert.Error(t, err)
 	_, _, err = (&link{Link: Link{Name: "serial"}}).resolve("/dev/ttyUSB0", nil)
-	assert.Error(t, err, "a link that cannot parse addresses drops its sessions")
+	assert.Error(t, err, "a link that cannot parse addresses cannot bind its sessions")
 }
