@@ -264,9 +264,10 @@ func (g *Gateway) storeErr(err error, clientID string) {
 // disconnected, for a CONNECT with CleanSession=0, as after a DISCONNECT.
 //
 // With Options.Store set, links added with Serve do not read until Restore
-// has run, so call Serve for every link first and then Restore, once.
-// Without a store Restore does nothing. A record that cannot be read is
-// deleted and logged; the error returned is the store's own.
+// has run, so call Serve for every link first and then Restore, once; with
+// no link served it refuses (ErrInvalidOptions) rather than drop every
+// session. Without a store Restore does nothing. A record that cannot be
+// read is deleted and logged; any other error is the store's own.
 func (g *Gateway) Restore() error {
 	var err error
 	g.restoreOnce.Do(func() {
@@ -284,6 +285,10 @@ func (g *Gateway) restore() error {
 		links[l.Name] = l
 	}
 	g.mu.Unlock()
+	if len(links) == 0 {
+		// Every session would be dropped for want of its link.
+		return fmt.Errorf("%w: Restore before any link is served", ErrInvalidOptions)
+	}
 
 	// Records are decoded during the replay but handed to the shards only
 	// after it: a store may hold a read transaction open for the replay,

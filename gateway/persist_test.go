@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"maps"
 	"net/netip"
 	"slices"
@@ -327,4 +328,46 @@ func TestResolveUDPAddress(t *testing.T) {
 	assert.Error(t, err)
 	_, _, err = (&link{Link: Link{Name: "serial"}}).resolve("/dev/ttyUSB0", nil)
 	assert.Error(t, err, "a link that cannot parse addresses cannot bind its sessions")
+}
+
+// TestRestartResumesOutboundQoS2AtPubRel: a QoS 2 delivery whose PUBREC
+// arrived before the restart is not sent again after it: only its PUBREL
+// is repeated, so the sensor sees the message once.
+func TestRestartResumesOutboundQoS2AtPubRel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newDurableHarness(t, nil)
+		c := h.client("node-1")
+		c.connect("node-1", 600, true)
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS2, MsgID: 1, TopicName: "cmd"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		require.NoError(t, h.publisher("app").Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("once"), QoS: 2}))
+		p := c.next().(*mqttsn.Publish)
+		require.Equal(t, id, p.TopicID)
+		c.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		c.expect(&mqttsn.PubRel{MsgID: p.MsgID})
+
+		h.restart()
+		c.expect(&mqttsn.PubRel{MsgID: p.MsgID})
+		c.send(&mqttsn.PubComp{MsgID: p.MsgID})
+		c.quiet()
+	})
+}
+
+// TestRestoreBeforeServeIsRefused: restoring with no link served would
+// drop every session for want of its link; it is an error instead, and the
+// store is left alone.
+func TestRestoreBeforeServeIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemSessionStore()
+		require.NoError(t, st.SaveSession("node-1", (&sessionRecord{Version: recordVersion, ClientID: "node-1", Link: "mem", Addr: "node-1", State: recAsleep, Sleep: 60}).encode()))
+		b, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
+		require.NoError(t, err)
+		require.NoError(t, b.Start(t.Context()))
+		defer b.Close(context.Background())
+		g, err := New(b, &Options{Store: st, Shards: 1})
+		require.NoError(t, err)
+		defer g.Close(context.Background())
+		require.ErrorIs(t, g.Restore(), ErrInvalidOptions)
+		assert.NotNil(t, st.record(t, "node-1"))
+	})
 }
