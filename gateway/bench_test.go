@@ -101,15 +101,19 @@ func (c *countingConsumer) Disconnected(mqttcore.ReasonCode) {}
 // BenchmarkPublishQoS0 measures the per-message hot path: a registered
 // client's QoS 0 PUBLISH read from the link, decoded, routed through the
 // broker and taken by an in-process subscriber.
-func BenchmarkPublishQoS0(b *testing.B) { benchPublishQoS0(b, 1) }
+func BenchmarkPublishQoS0(b *testing.B) { benchPublish(b, 1, mqttsn.QoS0) }
 
 // BenchmarkPublishQoS0Clients spreads the messages round robin over 1,000
 // registered clients, as in the ingest scenario of snwgw bench: each shard
 // then holds hundreds of sessions in its timer heap and the address map,
 // which one client does not show.
-func BenchmarkPublishQoS0Clients(b *testing.B) { benchPublishQoS0(b, 1000) }
+func BenchmarkPublishQoS0Clients(b *testing.B) { benchPublish(b, 1000, mqttsn.QoS0) }
 
-func benchPublishQoS0(b *testing.B, clients int) {
+// BenchmarkPublishQoS1 is BenchmarkPublishQoS0 at QoS 1: each message is
+// answered PUBACK, the path that waits for a durable store's commit.
+func BenchmarkPublishQoS1(b *testing.B) { benchPublish(b, 1, mqttsn.QoS1) }
+
+func benchPublish(b *testing.B, clients int, qos mqttsn.QoS) {
 	broker, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
 	require.NoError(b, err)
 	require.NoError(b, broker.Start(context.Background()))
@@ -149,7 +153,10 @@ func benchPublishQoS0(b *testing.B, clients int) {
 		<-conn.reply
 	}
 	conn.reply = nil
-	pub := encode(b, &mqttsn.Publish{TopicID: 1, Data: make([]byte, 32)})
+	pub := encode(b, &mqttsn.Publish{QoS: qos, TopicID: 1, MsgID: 1, Data: make([]byte, 32)})
+	if qos == mqttsn.QoS0 {
+		pub = encode(b, &mqttsn.Publish{TopicID: 1, Data: make([]byte, 32)})
+	}
 
 	b.ReportAllocs()
 	b.ResetTimer()

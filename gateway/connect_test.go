@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -79,6 +80,30 @@ func TestLateQoS2DuplicateAfterPubComp(t *testing.T) {
 		time.Sleep(2 * time.Minute) // past T_retry × (N_retry+1), within the keep-alive
 		c.publishQoS2(id, 7, true, "later")
 		assert.Equal(t, []byte("later"), obs.next().Payload)
+	})
+}
+
+// TestLateQoS2OriginalWithoutDUP: the copy a lossy link delivers late is
+// usually the first transmission, which carries DUP=0; it arrives after
+// the retransmission completed the exchange and must not be published
+// again — nor when more exchanges completed in between.
+func TestLateQoS2OriginalWithoutDUP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		obs := h.observe("t", 2)
+		c := h.client("node-1")
+		c.connect("node-1", 600, true)
+		id := c.register("t", 1)
+		for i := range 20 {
+			c.publishQoS2(id, uint16(100+i), i == 0, fmt.Sprintf("m%d", i))
+			assert.Equal(t, fmt.Sprintf("m%d", i), string(obs.next().Payload))
+			time.Sleep(time.Second)
+		}
+		// client --PUBLISH(DUP=0, MsgId 100)--> GW, 20 s after its PUBCOMP
+		c.publishQoS2(id, 100, false, "m0")
+		c.publishQoS2(id, 119, false, "m19")
+		obs.none()
+		assert.Equal(t, uint64(2), h.gw.Stats().Duplicates)
 	})
 }
 

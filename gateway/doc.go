@@ -24,10 +24,22 @@
 //   - The address table (link and sender address → session) is the only
 //     state shared between read loops and shards. Shards write it, read
 //     loops read it, under a read-write lock.
+//   - With a durable broker store, acknowledgements of a client's PUBLISH
+//     and PUBREL wait for the store's commit: the store's goroutine hands
+//     them to the shard's list beside the wake list, and the shard sends
+//     them in commit order.
 //
 // Every goroutine is started through Gateway.goFunc, which adds to the
 // WaitGroup before starting it; Close stops the read loops, then the shards,
 // and waits for all of them.
+//
+// # Restarts
+//
+// With Options.Store each session's state is written to a SessionStore
+// when it changes (never per message) and Gateway.Restore brings every
+// session back on its link and address before the links read. Messages
+// are not in the gateway's record: they stay in the broker session, which
+// the broker's store keeps (spec-interpretation #31, #32).
 //
 // The choices this package makes where MQTT-SN 1.2 is silent or ambiguous
 // are listed, numbered, in docs/spec-interpretation.md.

@@ -33,6 +33,13 @@ type Link struct {
 	// 65535); a message to a client that would exceed it is dropped and
 	// counted, as MQTT-SN 1.2 §6.10 asks for a topic or payload too long.
 	MaxPacketSize int
+	// ParseAddr turns the String form of an address on this link back
+	// into the address, for Restore. A UDP link (one whose Conn offers
+	// ReadFromUDPAddrPort) needs none; on any other link without it,
+	// Restore cannot bind stored sessions to their clients (see Restore).
+	// For a serial or XBee link it is transport.SerialAddr{Device: s} or
+	// transport.ParseXBeeAddr.
+	ParseAddr func(s string) (net.Addr, error)
 }
 
 // link is a served Link.
@@ -53,10 +60,12 @@ type udpConn interface {
 type Gateway struct {
 	opts   Options
 	broker *mqttcore.Broker
-	log    *slog.Logger
-	seed   maphash.Seed
-	shards []*shard
-	stats  counters
+	// durable is broker.Durable(): acknowledgements wait for its store.
+	durable bool
+	log     *slog.Logger
+	seed    maphash.Seed
+	shards  []*shard
+	stats   counters
 
 	// qosM1 is the broker session QoS -1 messages are published through:
 	// they come from no connected client (MQTT-SN 1.2 §6.8).
@@ -71,13 +80,24 @@ type Gateway struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 
+	// ready is closed once Restore has run (at New without a Store): the
+	// links read nothing before, so no datagram finds a session missing
+	// that the store still holds.
+	ready       chan struct{}
+	restoreOnce sync.Once
+
 	// predefByName maps topic names back to predefined ids, gateway-wide
 	// and per ClientId; read-only after New.
 	predefByName  map[string]uint16
 	predefPerName map[string]map[string]uint16
 
-	sessions atomic.Int64 // sessions held, for MaxSessions
-	logLimit rateLimit    // protocol-error log lines
+	sessions   atomic.Int64 // sessions held, for MaxSessions
+	topicBytes atomic.Int64 // bytes of registered topic names, for MaxTopicBytes
+
+	ipMu  sync.Mutex
+	perIP map[netip.Addr]int // sessions counted at each IP address, for MaxSessionsPerIP
+
+	logLimit rateLimit // protocol-error log lines
 	// unknownLimit bounds the DISCONNECTs sent to unknown senders, so a
 	// flood of spoofed datagrams cannot turn the gateway into a reflector.
 	unknownLimit rateLimit
@@ -115,7 +135,13 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		log:     o.Logger,
 		seed:    maphash.MakeSeed(),
 		addrs:   make(map[addrKey]*session),
+		perIP:   make(map[netip.Addr]int),
 		closing: make(chan struct{}),
+		ready:   make(chan struct{}),
+		durable: b.Durable(),
+	}
+	if o.Store == nil {
+		g.restoreOnce.Do(func() { close(g.ready) })
 	}
 	g.logLimit.init(10, time.Minute)
 	g.unknownLimit.init(200, time.Second)
@@ -180,7 +206,8 @@ func (g *Gateway) goFunc(f func()) {
 
 // Serve starts serving l in the background: a read loop for its datagrams
 // and, when l has a broadcast address, periodic ADVERTISE. The gateway owns
-// l.Conn from now on and closes it on Close.
+// l.Conn from now on and closes it on Close. With Options.Store the link
+// starts reading once Restore has run.
 func (g *Gateway) Serve(l Link) error {
 	if l.Conn == nil {
 		return fmt.Errorf("%w: link %q has no connection", ErrInvalidOptions, l.Name)
@@ -231,6 +258,67 @@ func (g *Gateway) Close(ctx context.Context) error {
 // shardFor returns the shard that owns the session of clientID.
 func (g *Gateway) shardFor(clientID string) *shard {
 	return g.shards[maphash.String(g.seed, clientID)%uint64(len(g.shards))]
+}
+
+// ipOf returns the IP address a session at key counts under, or the zero
+// Addr for links that have none. Loopback senders are not counted: they
+// are this host, whose fleet simulator and benchmarks run 100,000 clients
+// from one address, and a local user needs no slots to harm the gateway.
+func ipOf(key addrKey, addr net.Addr) netip.Addr {
+	ip := key.ap.Addr()
+	if ua, ok := addr.(*net.UDPAddr); ok && !key.ap.IsValid() {
+		ip = ua.AddrPort().Addr().Unmap()
+	}
+	if !ip.IsValid() || ip.IsLoopback() {
+		return netip.Addr{}
+	}
+	return ip
+}
+
+// claimIP counts a new session at ip, unless ip already holds
+// MaxSessionsPerIP of them.
+func (g *Gateway) claimIP(ip netip.Addr) bool {
+	if !ip.IsValid() {
+		return true
+	}
+	g.ipMu.Lock()
+	defer g.ipMu.Unlock()
+	if limit := g.opts.MaxSessionsPerIP; limit > 0 && g.perIP[ip] >= limit {
+		return false
+	}
+	g.perIP[ip]++
+	return true
+}
+
+// releaseIP uncounts a session at ip.
+func (g *Gateway) releaseIP(ip netip.Addr) {
+	if !ip.IsValid() {
+		return
+	}
+	g.ipMu.Lock()
+	defer g.ipMu.Unlock()
+	if g.perIP[ip] <= 1 {
+		delete(g.perIP, ip)
+	} else {
+		g.perIP[ip]--
+	}
+}
+
+// moveIP counts s at the IP of key from now on: a session that moved is
+// not refused, its slot only moves with it.
+func (s *session) moveIP(key addrKey, addr net.Addr) {
+	ip := ipOf(key, addr)
+	if ip == s.ip {
+		return
+	}
+	g := s.g()
+	g.releaseIP(s.ip)
+	g.ipMu.Lock()
+	if ip.IsValid() {
+		g.perIP[ip]++
+	}
+	g.ipMu.Unlock()
+	s.ip = ip
 }
 
 // lookup returns the session at k, if any.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -22,30 +23,79 @@ type harness struct {
 	broker *mqttcore.Broker
 	gw     *Gateway
 	gwAddr memconn.Addr
+
+	// bopts and opts start the broker and the gateway again on restart.
+	bopts mqttcore.Options
+	opts  Options
 }
 
 const gwAddr = "gateway"
 
 func newHarness(t *testing.T, opts *Options) *harness {
 	t.Helper()
-	b, err := mqttcore.New(&mqttcore.Options{SysInterval: -1})
+	return newHarnessWith(t, nil, opts)
+}
+
+// newHarnessWith starts a harness whose broker has bopts (nil: defaults).
+func newHarnessWith(t *testing.T, bopts *mqttcore.Options, opts *Options) *harness {
+	t.Helper()
+	h := &harness{t: t, net: memconn.NewNetwork(), gwAddr: gwAddr}
+	if bopts != nil {
+		h.bopts = *bopts
+	}
+	if h.bopts.SysInterval == 0 {
+		h.bopts.SysInterval = -1
+	}
+	if opts != nil {
+		h.opts = *opts
+	}
+	if h.opts.Shards == 0 {
+		h.opts.Shards = 2
+	}
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+// memLink is the harness's link; its addresses parse back from their
+// strings, so restored sessions find their clients.
+func (h *harness) memLink() Link {
+	return Link{Name: "mem", Conn: h.net.Listen(gwAddr),
+		ParseAddr: func(s string) (net.Addr, error) { return memconn.Addr(s), nil }}
+}
+
+// start runs a broker and a gateway, restoring what their stores hold.
+func (h *harness) start() {
+	t := h.t
+	t.Helper()
+	bopts := h.bopts
+	b, err := mqttcore.New(&bopts)
 	require.NoError(t, err)
 	require.NoError(t, b.Start(context.Background()))
-	if opts == nil {
-		opts = &Options{}
-	}
-	if opts.Shards == 0 {
-		opts.Shards = 2
-	}
-	g, err := New(b, opts)
+	opts := h.opts
+	g, err := New(b, &opts)
 	require.NoError(t, err)
-	h := &harness{t: t, net: memconn.NewNetwork(), broker: b, gw: g, gwAddr: gwAddr}
-	require.NoError(t, g.Serve(Link{Name: "mem", Conn: h.net.Listen(gwAddr)}))
-	t.Cleanup(func() {
-		require.NoError(t, g.Close(context.Background()))
-		require.NoError(t, b.Close(context.Background()))
-	})
-	return h
+	h.broker, h.gw = b, g
+	require.NoError(t, g.Serve(h.memLink()))
+	require.NoError(t, g.Restore())
+}
+
+// stop closes the gateway and the broker, as a graceful shutdown does.
+func (h *harness) stop() {
+	if h.gw == nil {
+		return
+	}
+	require.NoError(h.t, h.gw.Close(context.Background()))
+	require.NoError(h.t, h.broker.Close(context.Background()))
+	h.gw, h.broker = nil, nil
+}
+
+// restart stops the gateway and its broker and starts new ones on the
+// same stores and network: a reboot, as far as the stores tell.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	h.start()
 }
 
 // client is a scripted MQTT-SN client: the test plays the client's side of

@@ -58,9 +58,24 @@ type Options struct {
 	// kept for a later CleanSession=0 connect (default 100,000). A CONNECT
 	// beyond it is answered CONNACK "rejected: congestion".
 	MaxSessions int
+	// MaxSessionsPerIP bounds the sessions of clients at one IP address,
+	// whatever their ports (default 1,000; negative: no bound), so one
+	// host cannot take every session slot from many source ports. A
+	// CONNECT beyond it is answered "rejected: congestion". Clients of
+	// links without IP addresses (serial, XBee) and of loopback addresses
+	// are not counted; those behind a forwarder count at the forwarder's
+	// address.
+	MaxSessionsPerIP int
 	// MaxTopicsPerClient bounds each client's registered topic ids
 	// (default 10,000); REGISTER beyond it gets REGACK "congestion".
 	MaxTopicsPerClient int
+	// MaxTopicBytesPerClient bounds the bytes of topic names one client
+	// may have registered (default 64 KiB), and MaxTopicBytes those of
+	// every client together (default 64 MiB); a REGISTER or SUBSCRIBE
+	// beyond either is answered "congestion", a delivery that would need
+	// a new id is dropped and counted.
+	MaxTopicBytesPerClient int
+	MaxTopicBytes          int64
 	// SleepBuffer bounds the messages kept for a sleeping client
 	// (default 100), with SleepBufferPolicy when it is full.
 	SleepBuffer       int
@@ -104,6 +119,13 @@ type Options struct {
 	// unanswered. Left nil, no sender's address is built for it: QoS -1
 	// publishers are unknown senders on every datagram.
 	AdmitUnknown func(from Sender) bool
+
+	// Store keeps every MQTT-SN session's state across restarts (see
+	// SessionStore and Gateway.Restore); nil keeps nothing, and a restart
+	// loses every session. With a Store every broker session of an MQTT-SN
+	// client is a stored one (SessionExpiry) while the MQTT-SN session
+	// lives, whatever its CleanSession flag.
+	Store SessionStore
 
 	// Logger receives connect, disconnect, sleep and lost lines at info
 	// level and rate-limited protocol errors at warn (default: discard).
@@ -149,8 +171,17 @@ func (o *Options) ensureDefaults() {
 	if o.MaxSessions == 0 {
 		o.MaxSessions = 100_000
 	}
+	if o.MaxSessionsPerIP == 0 {
+		o.MaxSessionsPerIP = 1000
+	}
 	if o.MaxTopicsPerClient == 0 {
 		o.MaxTopicsPerClient = 10_000
+	}
+	if o.MaxTopicBytesPerClient == 0 {
+		o.MaxTopicBytesPerClient = 64 << 10
+	}
+	if o.MaxTopicBytes == 0 {
+		o.MaxTopicBytes = 64 << 20
 	}
 	if o.SleepBuffer == 0 {
 		o.SleepBuffer = 100
@@ -191,6 +222,10 @@ func (o *Options) Validate() error {
 		return bad("max sessions %d is below 1", c.MaxSessions)
 	case c.MaxTopicsPerClient < 1 || c.MaxTopicsPerClient > maxTopicID:
 		return bad("max topics per client %d is outside 1..%d", c.MaxTopicsPerClient, maxTopicID)
+	case c.MaxTopicBytesPerClient < 1:
+		return bad("max topic bytes per client %d is below 1", c.MaxTopicBytesPerClient)
+	case c.MaxTopicBytes < 1:
+		return bad("max topic bytes %d is below 1", c.MaxTopicBytes)
 	case c.SleepBuffer < 1:
 		return bad("sleep buffer %d is below 1", c.SleepBuffer)
 	case c.SleepBufferPolicy != DropOldest && c.SleepBufferPolicy != RejectNew:

@@ -29,6 +29,11 @@ func (g *Gateway) readLoop(l *link) {
 	// REGISTER sent right behind the CONNECT) follow it in order instead of
 	// being answered as from an unknown sender.
 	connecting := make(map[addrKey]*shard)
+	select {
+	case <-g.ready:
+	case <-g.closing:
+		return
+	}
 	for {
 		n, addr, ap, err := g.read(l, buf)
 		if err != nil {
@@ -215,6 +220,11 @@ func (g *Gateway) advertiseLoop(l *link) {
 	secs := min(g.opts.AdvertiseInterval/time.Second, 0xFFFF)
 	adv := &mqttsn.Advertise{GatewayID: g.opts.GatewayID, Duration: uint16(secs)}
 	var buf []byte
+	select {
+	case <-g.ready:
+	case <-g.closing:
+		return
+	}
 	t := time.NewTicker(g.opts.AdvertiseInterval)
 	defer t.Stop()
 	for {

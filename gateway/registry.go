@@ -26,6 +26,12 @@ type registry struct {
 	// refused holds names whose gateway REGISTER the client rejected: it
 	// does not want them (§6.10) until it registers or subscribes again.
 	refused map[string]struct{}
+	// dirty marks a change the SessionStore has not seen yet.
+	dirty bool
+	// bytes is the length of every registered name, which the gateway
+	// bounds per client and in total: a count alone let one client hold
+	// 10,000 names of 60 KB.
+	bytes int
 }
 
 type regEntry struct {
@@ -96,8 +102,8 @@ func (r *registry) used(id uint16) bool {
 // assign returns the id of name, registering it if needed; ok is false when
 // the client already holds limit ids.
 func (r *registry) assign(name string, known bool, limit int) (id uint16, ok bool) {
-	if id, _, exists := r.idFor(name); exists {
-		if known {
+	if id, wasKnown, exists := r.idFor(name); exists {
+		if known && !wasKnown {
 			r.markKnown(id)
 		}
 		return id, true
@@ -117,10 +123,18 @@ func (r *registry) assign(name string, known bool, limit int) (id uint16, ok boo
 			break
 		}
 	}
+	r.put(r.next, name, known)
+	return r.next, true
+}
+
+// put adds name under id, which must be free.
+func (r *registry) put(id uint16, name string, known bool) {
+	r.dirty = true
+	r.bytes += len(name)
 	e := regEntry{name: name, known: known}
 	if !r.big() && len(r.small) < smallRegistry {
-		r.small = append(r.small, regItem{id: r.next, regEntry: e})
-		return r.next, true
+		r.small = append(r.small, regItem{id: id, regEntry: e})
+		return
 	}
 	if !r.big() {
 		r.byID = make(map[uint16]regEntry, 2*smallRegistry)
@@ -131,13 +145,23 @@ func (r *registry) assign(name string, known bool, limit int) (id uint16, ok boo
 		}
 		r.small = nil
 	}
-	r.byID[r.next] = e
-	r.byName[name] = r.next
-	return r.next, true
+	r.byID[id] = e
+	r.byName[name] = id
+}
+
+// each calls fn for every registered id, in no particular order.
+func (r *registry) each(fn func(id uint16, e regEntry)) {
+	for _, it := range r.small {
+		fn(it.id, it.regEntry)
+	}
+	for id, e := range r.byID {
+		fn(id, e)
+	}
 }
 
 // markKnown records that the client holds id.
 func (r *registry) markKnown(id uint16) {
+	r.dirty = true
 	if r.big() {
 		if e, ok := r.byID[id]; ok {
 			e.known = true
@@ -152,14 +176,17 @@ func (r *registry) markKnown(id uint16) {
 
 // forget removes id, after the client rejected it.
 func (r *registry) forget(id uint16) {
+	r.dirty = true
 	if r.big() {
 		if e, ok := r.byID[id]; ok {
+			r.bytes -= len(e.name)
 			delete(r.byName, e.name)
 			delete(r.byID, id)
 		}
 		return
 	}
 	if i := r.findID(id); i >= 0 {
+		r.bytes -= len(r.small[i].name)
 		r.small = append(r.small[:i], r.small[i+1:]...)
 	}
 }
@@ -170,6 +197,7 @@ func (r *registry) refuse(name string) {
 		r.refused = make(map[string]struct{})
 	}
 	r.refused[name] = struct{}{}
+	r.dirty = true
 }
 
 // isRefused reports whether the client rejected name.
@@ -180,7 +208,10 @@ func (r *registry) isRefused(name string) bool {
 
 // accept lifts a refusal: the client asked for the name itself.
 func (r *registry) accept(name string) {
-	delete(r.refused, name)
+	if _, ok := r.refused[name]; ok {
+		delete(r.refused, name)
+		r.dirty = true
+	}
 }
 
 // unconfirmAll marks every id as unknown to the client, for a resumed
@@ -190,15 +221,19 @@ func (r *registry) unconfirmAll() {
 		if e.known {
 			e.known = false
 			r.byID[id] = e
+			r.dirty = true
 		}
 	}
 	for i := range r.small {
-		r.small[i].known = false
+		if r.small[i].known {
+			r.small[i].known = false
+			r.dirty = true
+		}
 	}
 }
 
 // reset empties the table, for CleanSession=1.
-func (r *registry) reset() { *r = registry{} }
+func (r *registry) reset() { *r = registry{dirty: true} }
 
 // len returns the number of registered ids.
 func (r *registry) len() int { return len(r.small) + len(r.byID) }

@@ -2,8 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"math"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -54,17 +54,25 @@ type outbound struct {
 	// "invalid topic id" and the gateway registered the topic again; a
 	// second refusal drops the message.
 	reregistered bool
+	// dup marks a REGISTER sent before repeating a PUBLISH the client may
+	// already have: the PUBLISH that follows carries DUP.
+	dup bool
 }
 
-// completedQoS2 is an inbound QoS 2 MsgId and when its exchange ended.
-type completedQoS2 struct {
-	id uint16
-	at time.Time
+// qos2Seen is an inbound QoS 2 MsgId, the digest of the PUBLISH that
+// carried it, and, once released, when its exchange ended.
+type qos2Seen struct {
+	id       uint16
+	released bool
+	sum      uint32
+	at       int64 // time.Now().UnixNano() at PUBREL
 }
 
-// maxDone2 bounds done2: the client has at most one QoS 2 PUBLISH in flight
-// (MQTT-SN 1.2 §6.6), so a handful covers every late copy.
-const maxDone2 = 8
+// maxDone2 bounds done2. A client has one QoS 2 PUBLISH in flight at a time
+// (MQTT-SN 1.2 §6.6), but one that publishes every second completes dozens
+// within the duplicate window, and a late copy of the oldest must still be
+// recognised: eight entries let such a copy through.
+const maxDone2 = 64
 
 // pendingConnect holds what a CONNECT with Will=1 asked for while the Will
 // exchange runs (MQTT-SN 1.2 §6.2).
@@ -85,6 +93,7 @@ type session struct {
 	addr  net.Addr // the address to write to
 	node  []byte   // forwarder Wireless Node Id, nil for a direct client
 	bound bool
+	ip    netip.Addr // the address the session counts under for MaxSessionsPerIP
 
 	state      state
 	persistent bool          // connected with CleanSession=0
@@ -112,15 +121,19 @@ type session struct {
 	out   outbound
 	regID uint16 // MsgId of the last gateway REGISTER
 
-	// done2 remembers the inbound QoS 2 MsgIds completed lately (PUBREL
-	// answered), so a copy of the PUBLISH that arrives after the PUBCOMP —
-	// a radio link duplicates and reorders — is not published again. It is
-	// allocated only by clients that use QoS 2.
-	done2 []completedQoS2
+	// done2 remembers the inbound QoS 2 PUBLISHes seen lately, so a copy
+	// that arrives after the PUBCOMP — a radio link duplicates and
+	// reorders — is not published again. It is allocated only by clients
+	// that use QoS 2.
+	done2 []qos2Seen
 
-	notified   atomic.Bool // queued on the shard's wake list
-	brokerGone atomic.Bool // the broker ended bs (takeover, shutdown)
-	gone       bool        // removed from the shard
+	notified     atomic.Bool   // queued on the shard's wake list
+	brokerGone   atomic.Bool   // the broker ended bs (takeover, shutdown)
+	brokerReason atomic.Uint32 // why, as a mqttcore.ReasonCode
+	gone         bool          // removed from the shard
+	// changed marks a change to what the SessionStore keeps (beyond the
+	// registry, which marks its own); save writes it.
+	changed bool
 }
 
 // Notify implements mqttcore.Consumer: deliveries are waiting.
@@ -131,7 +144,8 @@ func (s *session) Notify() {
 }
 
 // Disconnected implements mqttcore.Consumer: the broker ended the session.
-func (s *session) Disconnected(mqttcore.ReasonCode) {
+func (s *session) Disconnected(reason mqttcore.ReasonCode) {
+	s.brokerReason.Store(uint32(reason))
 	s.brokerGone.Store(true)
 	s.sh.wake(s)
 }
@@ -171,11 +185,22 @@ func (sh *shard) onConnect(ev event) {
 			g.logProtocol("mqtt-sn connect refused: session limit reached", "client", p.ClientID, "limit", g.opts.MaxSessions)
 			return
 		}
+		ip := ipOf(ev.key, ev.addr)
+		if !g.claimIP(ip) {
+			g.sessions.Add(-1)
+			g.stats.refused.Add(1)
+			g.stats.ipLimited.Add(1)
+			g.encodeTo(&sh.out, ev.key.link, ev.addr, ev.node, &mqttsn.ConnAck{ReturnCode: mqttsn.RejectedCongestion})
+			g.logProtocol("mqtt-sn connect refused: too many sessions at one IP address", "client", p.ClientID, "ip", ip, "limit", g.opts.MaxSessionsPerIP)
+			return
+		}
 		s = sh.newSession(p.ClientID)
+		s.ip = ip
 	}
 	s.rebind(ev.key, ev.addr, ev.node)
 	s.connect(p)
 	s.reschedule()
+	s.save()
 }
 
 // screen puts a client that claims clientID from addr to the
@@ -257,6 +282,10 @@ func (s *session) rebind(key addrKey, addr net.Addr, node []byte) {
 	if s.bound && s.key != key {
 		g.unbind(s.key, s)
 	}
+	if s.key != key {
+		s.changed = true
+		s.moveIP(key, addr)
+	}
 	s.key, s.addr, s.node, s.bound = key, addr, node, true
 	g.bind(key, s)
 }
@@ -300,11 +329,8 @@ func (s *session) connect(p *mqttsn.Connect) {
 // clean applies CleanSession=1: subscriptions, registrations, the Will and
 // anything buffered are discarded (MQTT-SN 1.2 §6.3).
 func (s *session) clean() {
-	if s.bs != nil {
-		s.bs.Disconnect(mqttcore.DisconnectOptions{})
-		s.bs = nil
-	}
-	s.reg.reset()
+	s.endBroker()
+	s.resetTopics()
 	s.shorts = nil
 	s.out = outbound{}
 	s.clearWill()
@@ -312,6 +338,7 @@ func (s *session) clean() {
 
 func (s *session) clearWill() {
 	s.willTopic, s.willMsg, s.willQoS, s.willRetain = "", nil, 0, false
+	s.changed = true
 }
 
 // finishConnect attaches the broker session and answers CONNACK.
@@ -322,25 +349,7 @@ func (s *session) finishConnect() {
 		s.bs = nil
 	}
 	if s.bs == nil {
-		var expiry uint32
-		if s.persistent {
-			expiry = uint32(min(s.opts().SessionExpiry/time.Second, math.MaxUint32-1))
-		}
-		bs, _, err := g.broker.Connect(mqttcore.ConnectOptions{
-			ClientID:       s.clientID,
-			CleanStart:     !s.persistent,
-			SessionExpiry:  expiry,
-			ReceiveMaximum: 1,
-			Consumer:       s,
-			MaxQueued:      s.opts().SleepBuffer,
-			DropOldest:     s.opts().SleepBufferPolicy == DropOldest,
-			// MQTT-SN 1.2 carries no credentials: the gateway admitted the
-			// client, and the broker's authorizer judges only what it may
-			// publish and subscribe to.
-			Link:          s.key.link.Name,
-			Identity:      peerIdentity(s.addr),
-			Authenticated: true,
-		})
+		bs, _, err := s.connectBroker(!s.persistent)
 		if err != nil {
 			rc := mqttsn.RejectedCongestion
 			if errors.Is(err, mqttcore.ReasonNotAuthorized) || errors.Is(err, mqttcore.ReasonClientIDNotValid) {
@@ -354,18 +363,37 @@ func (s *session) finishConnect() {
 		}
 		s.brokerGone.Store(false)
 		s.bs = bs
+	} else if s.state == stAsleep || s.state == stAwake {
+		s.bs.SetQueue(0, false)
 	}
 	s.state = stActive
 	s.lastHeard = time.Now()
+	s.changed = true
 	g.stats.connects.Add(1)
 	s.send(&mqttsn.ConnAck{ReturnCode: mqttsn.Accepted})
 	g.log.Info("mqtt-sn client connected", "client", s.clientID, "addr", s.addr,
 		"keepalive", s.keepAlive, "clean", !s.persistent)
 	if s.out.kind != outNone {
-		s.retransmit() // interrupted by sleep or a reconnect: repeat it now
+		s.resumeOut() // interrupted by sleep or a reconnect: repeat it now
 	}
 	s.pump()
 	s.reschedule()
+}
+
+// resumeOut repeats the message in flight after a CONNECT. The CONNECT
+// marked every topic id unknown, as the client may have lost its table, so
+// a PUBLISH on a registered id is preceded by a REGISTER of that id rather
+// than sent on an id the client may no longer hold.
+func (s *session) resumeOut() {
+	o := s.out
+	if o.kind == outPublish && o.idType == mqttsn.TopicNormal {
+		if _, known, _ := s.reg.idFor(o.d.Topic); !known {
+			s.register(o.d, o.topicID)
+			s.out.dup = true
+			return
+		}
+	}
+	s.retransmit()
 }
 
 // peerIdentity returns what a secured link proved about the client at addr
@@ -429,6 +457,7 @@ func (s *session) onDatagram(data []byte) {
 		s.onConnected(pkt)
 	}
 	s.reschedule()
+	s.save()
 }
 
 // onConnected handles the messages of a connected client (active, asleep
@@ -457,6 +486,7 @@ func (s *session) onConnected(pkt mqttsn.Packet) {
 		s.onWillTopicUpd(p)
 	case *mqttsn.WillMsgUpd:
 		s.willMsg = append(s.willMsg[:0:0], p.Message...)
+		s.changed = true
 		s.send(&mqttsn.WillMsgResp{ReturnCode: mqttsn.Accepted})
 	case *mqttsn.PingResp:
 		// An answer to nothing the gateway asked; harmless.
@@ -500,6 +530,7 @@ func (s *session) onWillMsg(p *mqttsn.WillMsg) {
 	s.out = outbound{}
 	s.willTopic, s.willQoS, s.willRetain = s.pending.willTopic, s.pending.willQoS, s.pending.willRetain
 	s.willMsg = append([]byte(nil), p.Message...)
+	s.changed = true
 	s.finishConnect()
 }
 
@@ -522,6 +553,7 @@ func (s *session) onWillTopicUpd(p *mqttsn.WillTopicUpd) {
 		return
 	} else {
 		s.willTopic, s.willQoS, s.willRetain = p.Topic, qosByte(p.QoS), p.Retain
+		s.changed = true
 	}
 	s.send(&mqttsn.WillTopicResp{ReturnCode: mqttsn.Accepted})
 }
@@ -555,12 +587,51 @@ func (s *session) topicOf(idType mqttsn.TopicIDType, id uint16, name string) (st
 	return "", false
 }
 
+// assignTopic returns the id of name, registering it if the client's and
+// the gateway's bounds allow: MaxTopicsPerClient ids, and
+// MaxTopicBytesPerClient and MaxTopicBytes of names.
+func (s *session) assignTopic(name string, known bool) (uint16, bool) {
+	o, g := s.opts(), s.g()
+	if _, _, exists := s.reg.idFor(name); exists {
+		return s.reg.assign(name, known, o.MaxTopicsPerClient)
+	}
+	n := int64(len(name))
+	if s.reg.bytes+len(name) > o.MaxTopicBytesPerClient {
+		g.stats.topicBytesLimited.Add(1)
+		return 0, false
+	}
+	if g.topicBytes.Add(n) > o.MaxTopicBytes {
+		g.topicBytes.Add(-n)
+		g.stats.topicBytesLimited.Add(1)
+		g.logProtocol("gateway: topic names refused: gateway-wide bound reached", "client", s.clientID, "limit", o.MaxTopicBytes)
+		return 0, false
+	}
+	id, ok := s.reg.assign(name, known, o.MaxTopicsPerClient)
+	if !ok {
+		g.topicBytes.Add(-n)
+	}
+	return id, ok
+}
+
+// forgetTopic removes id and gives its name's bytes back.
+func (s *session) forgetTopic(id uint16) {
+	before := s.reg.bytes
+	s.reg.forget(id)
+	s.g().topicBytes.Add(int64(s.reg.bytes - before))
+}
+
+// resetTopics empties the registry and gives its bytes back.
+func (s *session) resetTopics() {
+	s.g().topicBytes.Add(-int64(s.reg.bytes))
+	s.reg.reset()
+}
+
 func (s *session) onRegister(p *mqttsn.Register) {
 	if validTopicName(p.TopicName) != nil {
 		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedNotSupported})
 		return
 	}
-	id, ok := s.reg.assign(p.TopicName, true, s.opts().MaxTopicsPerClient)
+	id, ok := s.assignTopic(p.TopicName, true)
 	if !ok {
 		s.send(&mqttsn.RegAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
 		return
@@ -588,11 +659,22 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 	if p.QoS <= mqttsn.QoS0 && p.MsgID != 0 {
 		g.stats.ignoredMsgID.Add(1)
 	}
-	if p.QoS == mqttsn.QoS2 && p.DUP && s.completedLately(p.MsgID) {
-		// A late copy of a message already released: acknowledge it
-		// again, publish nothing.
-		g.stats.duplicates.Add(1)
-		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+	var sum uint32
+	if p.QoS == mqttsn.QoS2 {
+		// A late copy of a message already released is acknowledged again
+		// and not published. The copy that arrives late is most often the
+		// first transmission, which has DUP=0, so the flag cannot decide
+		// (spec-interpretation "Late copies of a QoS 2 PUBLISH").
+		sum = publishDigest(p)
+		if s.completedLately(p.MsgID, sum) {
+			g.stats.duplicates.Add(1)
+			s.ackPub(mqttsn.TypePubRec, 0, p.MsgID, mqttsn.Accepted)
+			return
+		}
+	}
+	if g.durable && p.QoS > mqttsn.QoS0 && s.sh.acksHeld.Load() >= maxHeldAcks {
+		// The store is behind: leave the client to repeat its message.
+		g.stats.ackBacklog.Add(1)
 		return
 	}
 	msg := mqttcore.Message{Topic: topic, Payload: copyBytes(p.Data), QoS: qosByte(p.QoS), Retain: p.Retain}
@@ -609,13 +691,16 @@ func (s *session) onPublish(p *mqttsn.Publish) {
 		g.logProtocol("mqtt-sn publish refused", "client", s.clientID, "topic", topic, "err", err)
 	} else {
 		g.stats.published.Add(1)
+		if p.QoS == mqttsn.QoS2 {
+			s.rememberQoS2(p.MsgID, sum)
+		}
 	}
 	switch {
 	case p.QoS == mqttsn.QoS1 || (p.QoS == mqttsn.QoS2 && rc != mqttsn.Accepted):
 		// QoS 2 errors are reported with PUBACK (spec-interpretation #29).
-		s.send(&mqttsn.PubAck{TopicID: p.TopicID, MsgID: p.MsgID, ReturnCode: rc})
+		s.ackPub(mqttsn.TypePubAck, p.TopicID, p.MsgID, rc)
 	case p.QoS == mqttsn.QoS2:
-		s.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		s.ackPub(mqttsn.TypePubRec, 0, p.MsgID, mqttsn.Accepted)
 	}
 }
 
@@ -637,7 +722,9 @@ func (s *session) onPubRel(p *mqttsn.PubRel) {
 	if s.bs.Release(p.MsgID) == nil {
 		s.rememberCompleted(p.MsgID)
 	}
-	s.send(&mqttsn.PubComp{MsgID: p.MsgID})
+	// The release is committed before PUBCOMP: a restart that still held
+	// the id would take the client's next PUBLISH under it for a repeat.
+	s.ackPub(mqttsn.TypePubComp, 0, p.MsgID, mqttsn.Accepted)
 }
 
 // duplicateWindow is how long a client may still retransmit a PUBLISH:
@@ -646,35 +733,73 @@ func (s *session) duplicateWindow() time.Duration {
 	return s.opts().RetryInterval * time.Duration(s.opts().RetryCount+1)
 }
 
-// rememberCompleted records that the QoS 2 exchange of id has ended.
-func (s *session) rememberCompleted(id uint16) {
-	now := time.Now()
-	s.pruneCompleted(now)
+// publishDigest is an FNV-1a digest of what a PUBLISH says, to tell a late
+// copy from a new message that reuses its MsgId.
+func publishDigest(p *mqttsn.Publish) uint32 {
+	h := uint32(2166136261)
+	mix := func(b byte) { h = (h ^ uint32(b)) * 16777619 }
+	mix(byte(p.TopicIDType))
+	mix(byte(p.TopicID >> 8))
+	mix(byte(p.TopicID))
+	for _, b := range p.Data {
+		mix(b)
+	}
+	return h
+}
+
+// rememberQoS2 records a QoS 2 PUBLISH that is about to be published under
+// id; its exchange is open until PUBREL.
+func (s *session) rememberQoS2(id uint16, sum uint32) {
+	s.pruneCompleted(time.Now())
+	for i := range s.done2 {
+		if s.done2[i].id == id {
+			s.done2[i] = qos2Seen{id: id, sum: sum}
+			return
+		}
+	}
 	if len(s.done2) == maxDone2 {
 		s.done2 = append(s.done2[:0], s.done2[1:]...)
 	}
-	s.done2 = append(s.done2, completedQoS2{id: id, at: now})
+	s.done2 = append(s.done2, qos2Seen{id: id, sum: sum})
 }
 
-// completedLately reports whether the QoS 2 exchange of id ended within
-// the duplicate window.
-func (s *session) completedLately(id uint16) bool {
+// rememberCompleted records that the QoS 2 exchange of id has ended.
+func (s *session) rememberCompleted(id uint16) {
+	for i := range s.done2 {
+		if s.done2[i].id == id && !s.done2[i].released {
+			s.done2[i].released, s.done2[i].at = true, time.Now().UnixNano()
+			return
+		}
+	}
+}
+
+// completedLately reports whether a PUBLISH saying the same as sum was
+// released under id within the duplicate window. A new message reusing
+// the id says something else and is published, as §6.6 allows.
+func (s *session) completedLately(id uint16, sum uint32) bool {
 	s.pruneCompleted(time.Now())
 	for _, d := range s.done2 {
-		if d.id == id {
+		if d.id == id && d.released && d.sum == sum {
 			return true
 		}
 	}
 	return false
 }
 
+// pruneCompleted forgets released exchanges older than the duplicate
+// window. Open ones stay: the broker holds their ids until PUBREL.
 func (s *session) pruneCompleted(now time.Time) {
+	if len(s.done2) == 0 {
+		return
+	}
+	cut := now.Add(-s.duplicateWindow()).UnixNano()
 	keep := s.done2[:0]
 	for _, d := range s.done2 {
-		if now.Sub(d.at) < s.duplicateWindow() {
+		if !d.released || d.at > cut {
 			keep = append(keep, d)
 		}
 	}
+	clear(s.done2[len(keep):])
 	s.done2 = keep
 	if len(s.done2) == 0 {
 		s.done2 = nil
@@ -696,7 +821,7 @@ func (s *session) onSubscribe(p *mqttsn.Subscribe) {
 	case mqttsn.TopicNormal:
 		filter = p.TopicName
 		if validTopicName(filter) == nil {
-			id, ok := s.reg.assign(filter, true, s.opts().MaxTopicsPerClient)
+			id, ok := s.assignTopic(filter, true)
 			if !ok {
 				s.send(&mqttsn.SubAck{MsgID: p.MsgID, ReturnCode: mqttsn.RejectedCongestion})
 				return
@@ -727,6 +852,7 @@ func (s *session) onSubscribe(p *mqttsn.Subscribe) {
 			s.shorts = make(map[uint16]struct{})
 		}
 		s.shorts[p.TopicID] = struct{}{}
+		s.changed = true
 	}
 	s.reg.accept(filter)
 	// SUBACK goes out before any retained message the subscription
@@ -743,7 +869,10 @@ func (s *session) onUnsubscribe(p *mqttsn.Unsubscribe) {
 		filter = s.predefined[p.TopicID]
 	case mqttsn.TopicShort:
 		filter = mqttsn.ShortTopicName(p.TopicID)
-		delete(s.shorts, p.TopicID)
+		if _, ok := s.shorts[p.TopicID]; ok {
+			delete(s.shorts, p.TopicID)
+			s.changed = true
+		}
 	}
 	if filter != "" {
 		_, _ = s.bs.Unsubscribe(filter)
@@ -763,10 +892,12 @@ func (s *session) onNotify() {
 	}
 	if s.brokerGone.Load() && s.bs != nil {
 		s.onBrokerDisconnected()
+		s.save()
 		return
 	}
 	s.pump()
 	s.reschedule()
+	s.save()
 }
 
 // pump sends deliveries while nothing is in flight, and ends an awake
@@ -787,6 +918,7 @@ func (s *session) pump() {
 		s.send(&mqttsn.PingResp{})
 		s.state = stAsleep
 		s.lastHeard = time.Now()
+		s.bs.SetQueue(s.opts().SleepBuffer, s.opts().SleepBufferPolicy == DropOldest)
 	}
 }
 
@@ -804,7 +936,7 @@ func (s *session) deliver(d mqttcore.Delivery) {
 			s.drop(d) // the client rejected this topic's REGISTER
 			return
 		}
-		newID, ok := s.reg.assign(d.Topic, false, s.opts().MaxTopicsPerClient)
+		newID, ok := s.assignTopic(d.Topic, false)
 		if !ok {
 			s.drop(d)
 			return
@@ -870,6 +1002,9 @@ func (s *session) publish(d mqttcore.Delivery, idType mqttsn.TopicIDType, topicI
 // repeated.
 func (s *session) drop(d mqttcore.Delivery) {
 	s.g().stats.deliveryDropped.Add(1)
+	if d.QoS > 0 {
+		s.g().logProtocol("gateway: delivery dropped", "client", s.clientID, "topic", d.Topic, "qos", d.QoS)
+	}
 	s.settle(d)
 }
 
@@ -894,12 +1029,12 @@ func (s *session) onRegAck(p *mqttsn.RegAck) {
 	if p.ReturnCode != mqttsn.Accepted {
 		// The client does not want this topic (MQTT-SN 1.2 §6.10): never
 		// publish on the refused id.
-		s.reg.forget(o.topicID)
+		s.forgetTopic(o.topicID)
 		s.reg.refuse(o.d.Topic)
 		s.drop(o.d)
 	} else {
 		s.reg.markKnown(o.topicID)
-		s.publish(o.d, mqttsn.TopicNormal, o.topicID, false)
+		s.publish(o.d, mqttsn.TopicNormal, o.topicID, o.dup)
 	}
 	s.pump()
 }
@@ -917,8 +1052,8 @@ func (s *session) onPubAck(p *mqttsn.PubAck) {
 	case p.ReturnCode == mqttsn.RejectedInvalidTopicID && o.idType == mqttsn.TopicNormal && !o.reregistered:
 		// The client lost the id: correct the assignment and try once more
 		// (MQTT-SN 1.2 §6.10).
-		s.reg.forget(o.topicID)
-		id, ok := s.reg.assign(o.d.Topic, false, s.opts().MaxTopicsPerClient)
+		s.forgetTopic(o.topicID)
+		id, ok := s.assignTopic(o.d.Topic, false)
 		if !ok {
 			s.drop(o.d)
 			break
@@ -1022,12 +1157,16 @@ func (sh *shard) onWakeFromNewAddress(ev event) {
 		s.wakeUp()
 	}
 	s.reschedule()
+	s.save()
 }
 
 // wakeUp starts an awake window: everything buffered is sent, then
 // PINGRESP (MQTT-SN 1.2 §6.14).
 func (s *session) wakeUp() {
 	s.state = stAwake
+	// What arrives during the awake window joins the flush and must not
+	// push buffered messages out (spec-interpretation #27).
+	s.bs.SetQueue(0, false)
 	s.g().stats.wakes.Add(1)
 	if s.out.kind != outNone {
 		s.retransmit() // interrupted by the sleep
@@ -1044,6 +1183,10 @@ func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 		s.sleepFor = min(time.Duration(p.Duration)*time.Second, s.opts().MaxSleepDuration)
 		s.state = stAsleep
 		s.lastHeard = time.Now()
+		s.changed = true
+		if s.bs != nil {
+			s.bs.SetQueue(s.opts().SleepBuffer, s.opts().SleepBufferPolicy == DropOldest)
+		}
 		g.stats.sleeps.Add(1)
 		g.log.Info("mqtt-sn client asleep", "client", s.clientID, "addr", s.addr, "duration", s.sleepFor)
 		return
@@ -1057,6 +1200,12 @@ func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 // connection took over the ClientId, or the broker is closing.
 func (s *session) onBrokerDisconnected() {
 	s.bs = nil
+	if s.opts().Store != nil && mqttcore.ReasonCode(s.brokerReason.Load()) == mqttcore.ReasonServerShuttingDown {
+		// The broker stops before the gateway: the session is kept in
+		// both stores and comes back with them.
+		s.discard()
+		return
+	}
 	s.send(&mqttsn.Disconnect{})
 	s.g().log.Info("mqtt-sn client disconnected by the broker", "client", s.clientID, "addr", s.addr)
 	s.end(false)
@@ -1100,6 +1249,7 @@ func (s *session) toDisconnected() {
 	s.unbindAddr()
 	s.state = stDisconnected
 	s.goneAt = time.Now()
+	s.changed = true
 	s.reschedule()
 }
 
@@ -1108,10 +1258,19 @@ func (s *session) remove() {
 	if s.gone {
 		return
 	}
-	if s.bs != nil {
-		s.bs.Disconnect(mqttcore.DisconnectOptions{})
-		s.bs = nil
+	s.endBroker()
+	s.discard()
+	if st := s.opts().Store; st != nil {
+		s.g().storeErr(st.DeleteSession(s.clientID), s.clientID)
 	}
+}
+
+// discard forgets the session in this gateway and frees its slot; what
+// the stores keep is the caller's business.
+func (s *session) discard() {
+	s.g().topicBytes.Add(-int64(s.reg.bytes))
+	s.g().releaseIP(s.ip)
+	s.ip = netip.Addr{}
 	s.unbindAddr()
 	s.sh.schedule(s, time.Time{})
 	delete(s.sh.byID, s.clientID)

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/snwgw/snwgw/mqttsn"
@@ -17,6 +18,7 @@ const (
 	evConnect                  // a CONNECT from an address with no session
 	evWake                     // a PINGREQ with ClientId from an address with no session
 	evPending                  // a datagram from an address whose CONNECT this shard has
+	evRun                      // fn to run on the shard (Restore)
 )
 
 // event is the unit of work a read loop hands to a shard.
@@ -27,6 +29,7 @@ type event struct {
 	addr net.Addr // evConnect, evWake: the address to answer
 	node []byte   // evConnect, evWake: forwarder Wireless Node Id
 	data []byte   // the datagram, owned by the event
+	fn   func(*shard)
 }
 
 // shardInbox bounds the events waiting for a shard. A full inbox blocks the
@@ -43,6 +46,10 @@ type shard struct {
 
 	wakeMu sync.Mutex
 	woken  []*session // sessions the broker notified; guarded by wakeMu
+	acks   []heldAck  // acknowledgements the store committed; guarded by wakeMu
+	// acksHeld counts acknowledgements registered with the store and not
+	// yet sent, to bound them (maxHeldAcks).
+	acksHeld atomic.Int64
 
 	// Everything below is owned by the shard goroutine.
 	byID   map[string]*session
@@ -50,6 +57,7 @@ type shard struct {
 	parser mqttsn.Parser
 	out    []byte // encoding buffer
 	spare  []*session
+	spareA []heldAck
 }
 
 func newShard(g *Gateway) *shard {
@@ -122,7 +130,13 @@ func (sh *shard) run() {
 			sh.wakeMu.Lock()
 			list := sh.woken
 			sh.woken = sh.spare[:0]
+			acks := sh.acks
+			sh.acks = sh.spareA[:0]
 			sh.wakeMu.Unlock()
+			if len(acks) > 0 {
+				sh.sendHeld(acks)
+			}
+			sh.spareA = acks
 			for i, s := range list {
 				s.onNotify()
 				list[i] = nil
@@ -168,6 +182,8 @@ func (sh *shard) handle(ev event) {
 		sh.onConnect(ev)
 	case evWake:
 		sh.onWakeFromNewAddress(ev)
+	case evRun:
+		ev.fn(sh)
 	case evPending:
 		// Handled after the CONNECT it followed: by now the address is
 		// bound, unless the CONNECT was refused.
@@ -185,6 +201,7 @@ func (sh *shard) fireTimers(now time.Time) {
 		s := heap.Pop(&sh.timers).(*session)
 		s.when = time.Time{}
 		s.onTimer(now)
+		s.save()
 	}
 }
 

@@ -152,3 +152,92 @@ func TestSleepBufferIsBounded(t *testing.T) {
 		assert.Equal(t, []string{"7", "8", "9"}, got)
 	})
 }
+
+// TestReconnectWhileAsleepRegistersBeforeRepeating: a client that fell
+// asleep with a PUBLISH unacknowledged and comes back with CONNECT
+// (CleanSession=0) may have lost its topic table; the gateway registers
+// the topic again before it repeats the PUBLISH, with DUP.
+func TestReconnectWhileAsleepRegistersBeforeRepeating(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		pub := h.publisher("app")
+		c := h.client("node-1")
+		c.connect("node-1", 60, false)
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("x"), QoS: 1}))
+		first := c.next().(*mqttsn.Publish)
+		require.Equal(t, id, first.TopicID)
+		// The client sleeps without acknowledging it.
+		c.send(&mqttsn.Disconnect{Duration: 300, HasDuration: true})
+		c.expect(&mqttsn.Disconnect{})
+
+		c.connect("node-1", 60, false)
+		reg := c.next().(*mqttsn.Register)
+		assert.Equal(t, mqttsn.Register{TopicID: id, MsgID: reg.MsgID, TopicName: "cmd"}, *reg)
+		c.send(&mqttsn.RegAck{TopicID: id, MsgID: reg.MsgID, ReturnCode: mqttsn.Accepted})
+		again := c.next().(*mqttsn.Publish)
+		assert.True(t, again.DUP)
+		assert.Equal(t, first.MsgID, again.MsgID)
+		assert.Equal(t, id, again.TopicID)
+		c.send(&mqttsn.PubAck{TopicID: id, MsgID: again.MsgID, ReturnCode: mqttsn.Accepted})
+		c.quiet()
+	})
+}
+
+// TestActiveSubscriberGetsEveryQoS1Message: an active client is not held
+// to the sleep buffer. A burst of 250 QoS 1 messages to a client that
+// takes 20 ms to acknowledge each reaches it whole and in order, as it
+// reaches an MQTT subscriber; the sleep buffer's drop-oldest used to keep
+// only the last 100 of those still queued.
+func TestActiveSubscriberGetsEveryQoS1Message(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, nil)
+		pub := h.publisher("app")
+		c := h.client("node-1")
+		c.connect("node-1", 60, true)
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "burst"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		const n = 250
+		for i := range n {
+			require.NoError(t, pub.Publish(mqttcore.Message{Topic: "burst", Payload: fmt.Appendf(nil, "%d", i), QoS: 1}))
+		}
+		for i := range n {
+			p := c.next().(*mqttsn.Publish)
+			require.Equal(t, fmt.Sprint(i), string(p.Data))
+			time.Sleep(20 * time.Millisecond) // the sensor's own pace
+			c.send(&mqttsn.PubAck{TopicID: id, MsgID: p.MsgID, ReturnCode: mqttsn.Accepted})
+		}
+		c.quiet()
+		assert.Zero(t, h.gw.Stats().DeliveryDropped)
+	})
+}
+
+// TestSleepBufferAppliesOnlyWhileAsleep: the bound comes back with the
+// next sleep, after an awake window that lifted it.
+func TestSleepBufferAppliesOnlyWhileAsleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, &Options{SleepBuffer: 2})
+		pub := h.publisher("app")
+		c := sleepingSubscriber(t, h, mqttsn.QoS0)
+		for range 2 {
+			for i := range 5 {
+				require.NoError(t, pub.Publish(mqttcore.Message{Topic: "cmd", Payload: []byte{byte('0' + i)}}))
+			}
+			c.send(&mqttsn.PingReq{ClientID: "node-1"})
+			var got []string
+			for {
+				p := c.next()
+				if reg, ok := p.(*mqttsn.Register); ok {
+					c.send(&mqttsn.RegAck{TopicID: reg.TopicID, MsgID: reg.MsgID, ReturnCode: mqttsn.Accepted})
+					continue
+				}
+				if _, ok := p.(*mqttsn.PingResp); ok {
+					break
+				}
+				got = append(got, string(p.(*mqttsn.Publish).Data))
+			}
+			assert.Equal(t, []string{"3", "4"}, got)
+		}
+	})
+}

@@ -19,6 +19,10 @@ type counters struct {
 	duplicates                     atomic.Uint64
 	notAdmitted, connectLimited    atomic.Uint64
 	unknownLimited                 atomic.Uint64
+	storeErrors, ackBacklog        atomic.Uint64
+
+	topicBytesLimited atomic.Uint64
+	ipLimited         atomic.Uint64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -52,6 +56,12 @@ type Stats struct {
 	NotAdmitted      uint64 // CONNECTs and wake-ups AdmitConnect refused as not allowed (also in Refused)
 	ConnectLimited   uint64 // CONNECTs and wake-ups AdmitConnect refused as too frequent (also in Refused)
 	UnknownLimited   uint64 // datagrams from unknown senders AdmitUnknown dropped
+	StoreErrors      uint64 // SessionStore calls that failed (logged, rate-limited)
+	AckBacklog       uint64 // QoS 1/2 PUBLISHes left unanswered while too many acknowledgements waited for the broker's store
+
+	TopicBytes        int64  // bytes of topic names registered now, across clients
+	TopicBytesLimited uint64 // registrations refused by MaxTopicBytesPerClient or MaxTopicBytes
+	IPLimited         uint64 // CONNECTs refused by MaxSessionsPerIP (also in Refused)
 }
 
 // Stats returns the gateway's counters.
@@ -87,5 +97,11 @@ func (g *Gateway) Stats() Stats {
 		ConnectLimited:   c.connectLimited.Load(),
 		UnknownLimited:   c.unknownLimited.Load(),
 		Duplicates:       c.duplicates.Load(),
+		StoreErrors:      c.storeErrors.Load(),
+		AckBacklog:       c.ackBacklog.Load(),
+
+		TopicBytes:        g.topicBytes.Load(),
+		TopicBytesLimited: c.topicBytesLimited.Load(),
+		IPLimited:         c.ipLimited.Load(),
 	}
 }

@@ -63,13 +63,14 @@ func (c ReasonCode) String() string {
 // Error makes a failing reason code usable as an error.
 func (c ReasonCode) Error() string { return "mqttcore: " + c.String() }
 
-// Sentinel errors. Each maps to a reason code through ReasonFor so a
-// listener can answer on the wire; in-process callers match them with
-// errors.Is.
+// Sentinel errors. Those that have a reason code match it with errors.Is
+// as well as themselves, so a caller may test an error against either
+// vocabulary: errors.Is(err, ReasonNotAuthorized) holds for an error
+// wrapping ErrNotAuthorized, and ReasonFor maps it onto the wire.
 var (
 	// ErrClosed is returned once the broker has been closed; reconnecting is
 	// pointless.
-	ErrClosed = errors.New("mqttcore: broker closed")
+	ErrClosed error = &reasonError{"mqttcore: broker closed", ReasonServerShuttingDown}
 	// ErrNotStarted is returned by Connect before Start; call Start first.
 	ErrNotStarted = errors.New("mqttcore: broker not started")
 	// ErrSessionClosed is returned by a Session whose connection has ended
@@ -77,55 +78,62 @@ var (
 	ErrSessionClosed = errors.New("mqttcore: session connection closed")
 	// ErrInvalidTopic reports a topic name that breaks MQTT 5 §4.7; the
 	// PUBLISH is refused (v5 reason 0x90).
-	ErrInvalidTopic = errors.New("mqttcore: invalid topic name")
+	ErrInvalidTopic error = &reasonError{"mqttcore: invalid topic name", ReasonTopicNameInvalid}
 	// ErrInvalidFilter reports a topic filter that breaks MQTT 5 §4.7 or the
 	// shared subscription rules of §4.8.2.
-	ErrInvalidFilter = errors.New("mqttcore: invalid topic filter")
+	ErrInvalidFilter error = &reasonError{"mqttcore: invalid topic filter", ReasonTopicFilterInvalid}
 	// ErrInvalidClientID reports a client identifier the broker cannot use
 	// (v5 CONNACK 0x85).
-	ErrInvalidClientID = errors.New("mqttcore: invalid client identifier")
+	ErrInvalidClientID error = &reasonError{"mqttcore: invalid client identifier", ReasonClientIDNotValid}
 	// ErrNotAuthorized is returned when the Authorizer refuses a connect or a
 	// publish (v5 reason 0x87). A refused publish is dropped and counted.
-	ErrNotAuthorized = errors.New("mqttcore: not authorized")
+	ErrNotAuthorized error = &reasonError{"mqttcore: not authorized", ReasonNotAuthorized}
 	// ErrProtocol reports a request the protocol forbids (v5 reason 0x82); a
 	// listener disconnects the client.
-	ErrProtocol = errors.New("mqttcore: protocol error")
+	ErrProtocol error = &reasonError{"mqttcore: protocol error", ReasonProtocolError}
 	// ErrPacketIDNotFound reports an acknowledgement for a packet identifier
 	// that is not in flight (v5 reason 0x92).
-	ErrPacketIDNotFound = errors.New("mqttcore: packet identifier not found")
+	ErrPacketIDNotFound error = &reasonError{"mqttcore: packet identifier not found", ReasonPacketIDNotFound}
 	// ErrReceiveMaximumExceeded reports more unreleased inbound QoS 2
 	// messages than Options.MaxInboundInflight (v5 DISCONNECT 0x93).
-	ErrReceiveMaximumExceeded = errors.New("mqttcore: receive maximum exceeded")
+	ErrReceiveMaximumExceeded error = &reasonError{"mqttcore: receive maximum exceeded", ReasonReceiveMaximumExceeded}
 	// ErrInvalidOptions reports Options or ConnectOptions that cannot work.
 	ErrInvalidOptions = errors.New("mqttcore: invalid options")
 )
+
+// reasonError is a sentinel with a reason code. It stays a distinct value,
+// so errors.Is(err, ErrNotAuthorized) still tells it from any other error
+// with the same code, while errors.Is(err, ReasonNotAuthorized) matches it
+// too: callers that think in reason codes and callers that think in
+// sentinels cannot drift apart.
+type reasonError struct {
+	msg  string
+	code ReasonCode
+}
+
+func (e *reasonError) Error() string { return e.msg }
+
+// Is matches the error's own reason code.
+func (e *reasonError) Is(target error) bool {
+	rc, ok := target.(ReasonCode)
+	return ok && rc == e.code
+}
 
 // ReasonFor maps an error returned by the engine to the MQTT 5 reason code a
 // listener should send. Unknown errors map to 0x80 (unspecified error) and
 // nil to success.
 func ReasonFor(err error) ReasonCode {
-	var rc ReasonCode
+	var (
+		rc ReasonCode
+		re *reasonError
+	)
 	switch {
 	case err == nil:
 		return ReasonSuccess
 	case errors.As(err, &rc):
 		return rc
-	case errors.Is(err, ErrInvalidTopic):
-		return ReasonTopicNameInvalid
-	case errors.Is(err, ErrInvalidFilter):
-		return ReasonTopicFilterInvalid
-	case errors.Is(err, ErrInvalidClientID):
-		return ReasonClientIDNotValid
-	case errors.Is(err, ErrNotAuthorized):
-		return ReasonNotAuthorized
-	case errors.Is(err, ErrProtocol):
-		return ReasonProtocolError
-	case errors.Is(err, ErrPacketIDNotFound):
-		return ReasonPacketIDNotFound
-	case errors.Is(err, ErrReceiveMaximumExceeded):
-		return ReasonReceiveMaximumExceeded
-	case errors.Is(err, ErrClosed):
-		return ReasonServerShuttingDown
+	case errors.As(err, &re):
+		return re.code
 	}
 	return ReasonUnspecifiedError
 }

@@ -64,6 +64,11 @@ type GatewayConfig struct {
 	Shards                int                          `toml:"shards"`
 	Predefined            map[string]string            `toml:"predefined"`
 	PredefinedPerClient   map[string]map[string]string `toml:"predefined_per_client"`
+
+	// Bounds on the bytes of registered topic names.
+	MaxTopicBytesPerClient Size `toml:"max_topic_bytes_per_client"`
+	MaxTopicBytes          Size `toml:"max_topic_bytes"`
+	MaxSessionsPerIP       int  `toml:"max_sessions_per_ip"`
 }
 
 // UDPConfig is one [[udp]] link.
@@ -484,6 +489,10 @@ func (c *Config) gatewayOptions(log *slog.Logger) (*gateway.Options, error) {
 		Predefined:            pre,
 		PredefinedPerClient:   per,
 		Logger:                log,
+
+		MaxTopicBytesPerClient: int(g.MaxTopicBytesPerClient),
+		MaxTopicBytes:          int64(g.MaxTopicBytes),
+		MaxSessionsPerIP:       g.MaxSessionsPerIP,
 	}
 	adm, err := c.Auth.admission()
 	if err != nil {

@@ -75,6 +75,10 @@ func (c *Config) effective() (*Config, error) {
 		SleepBufferPolicy:     string(g.SleepBufferPolicy),
 		QoSMinusOneTopicNames: g.QoSMinusOneTopicNames,
 		Shards:                g.Shards,
+
+		MaxTopicBytesPerClient: Size(g.MaxTopicBytesPerClient),
+		MaxTopicBytes:          Size(g.MaxTopicBytes),
+		MaxSessionsPerIP:       g.MaxSessionsPerIP,
 	}
 	if len(c.Gateway.Predefined) > 0 {
 		e.Gateway.Predefined = c.Gateway.Predefined

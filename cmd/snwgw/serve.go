@@ -245,8 +245,14 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 		}
 		s.serial = append(s.serial, link)
 		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: sc.MaxPacketSize}
-		if sc.Framing == transport.FramingXBee && sc.Advertise {
-			l.Broadcast = transport.XBeeBroadcast
+		// Restored sessions find their node again by the address stored
+		// in its String form.
+		l.ParseAddr = func(a string) (net.Addr, error) { return transport.SerialAddr{Device: a}, nil }
+		if sc.Framing == transport.FramingXBee {
+			l.ParseAddr = func(a string) (net.Addr, error) { return transport.ParseXBeeAddr(a) }
+			if sc.Advertise {
+				l.Broadcast = transport.XBeeBroadcast
+			}
 		}
 		if err := s.gw.Serve(l); err != nil {
 			return nil, err
