@@ -189,6 +189,9 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 	if err != nil {
 		return nil, err
 	}
+	if s.store != nil {
+		gopts.Store = s.store.Gateway()
+	}
 	s.gw, err = gateway.New(s.broker, gopts)
 	if err != nil {
 		return nil, err
@@ -258,6 +261,11 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 			return nil, err
 		}
 		log.Info("mqtt-sn listening", "link", l.Name)
+	}
+	// With every link served, the stored MQTT-SN sessions come back on
+	// theirs; until then the links do not read.
+	if err := s.gw.Restore(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
