@@ -141,11 +141,18 @@ func ParseACL(r io.Reader) (*ACL, error) {
 		if keyword != "topic" && keyword != "pattern" {
 			return nil, perr("unknown keyword %q (want topic, pattern, user, client, identity or link)", keyword)
 		}
+		// As in Mosquitto, a line of two words or more starts with the
+		// access, and only a lone filter may leave it out; so a misspelt
+		// access ("topic wirte sensors/#") is an error, not a rule on the
+		// topic "wirte sensors/#", and a topic with spaces needs its access
+		// first.
 		access, filter := ReadWrite, rest
 		if word, after, ok := strings.Cut(rest, " "); ok {
-			if a, known := parseAccess(word); known {
-				access, filter = a, strings.TrimSpace(after)
+			a, known := parseAccess(word)
+			if !known {
+				return nil, perr("%s %q: unknown access %q (want read, write, readwrite or deny before the filter)", keyword, rest, word)
 			}
+			access, filter = a, strings.TrimSpace(after)
 		} else if _, known := parseAccess(rest); known {
 			return nil, perr("%s %s needs a topic filter", keyword, rest)
 		}

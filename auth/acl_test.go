@@ -115,6 +115,13 @@ func TestACLEmptyDeniesAll(t *testing.T) {
 	assert.False(t, acl.AllowSubscribe(Client{ClientID: "a"}, "a"))
 }
 
+func TestACLTopicWithSpaces(t *testing.T) {
+	// Mosquitto allows spaces in a topic once the access is given.
+	acl := mustACL(t, "topic read my topic/#\n")
+	assert.True(t, acl.AllowSubscribe(Client{ClientID: "c"}, "my topic/x"))
+	assert.False(t, acl.AllowPublish(Client{ClientID: "c"}, "my topic/x"))
+}
+
 func TestACLAccessDefaultsToReadWrite(t *testing.T) {
 	acl := mustACL(t, "topic a/b\npattern c/%u\n")
 	u := Client{ClientID: "x", Username: "u"}
@@ -173,6 +180,9 @@ func TestACLParseErrors(t *testing.T) {
 		"shared":            {"topic $share/g/a\n", 1, "$share"},
 		"bad pattern":       {"pattern x/%c#\n", 1, "topic filter"},
 		"long line":         {strings.Repeat("x", maxACLLine+1), 1, "too long"},
+		"misspelt access":   {"user u\ntopic wirte sensors/#\n", 2, `unknown access "wirte"`},
+		"misspelt pattern":  {"pattern raed sensors/%c/#\n", 1, `unknown access "raed"`},
+		"spaces, no access": {"topic my topic\n", 1, `unknown access "my"`},
 	} {
 		_, err := ParseACL(strings.NewReader(tc.in))
 		require.ErrorIs(t, err, ErrACLFile, name)
@@ -185,6 +195,9 @@ func TestACLParseErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("topic read\n"), 0o600))
 	_, err := LoadACLFile(path)
 	assert.ErrorContains(t, err, path+":1: topic read needs a topic filter")
+	require.NoError(t, os.WriteFile(path, []byte("topic read a\ntopic wirte sensors/#\n"), 0o600))
+	_, err = LoadACLFile(path)
+	assert.ErrorContains(t, err, path+`:2: topic "wirte sensors/#": unknown access "wirte"`)
 	_, err = LoadACLFile(filepath.Join(t.TempDir(), "none"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -21,7 +21,11 @@
 //	pattern [read|write|readwrite|deny] <filter>
 //	user <name>
 //
-// The access defaults to readwrite. In a pattern, %c stands for the client
+// The access defaults to readwrite when the line has no other word than
+// the filter; with more words, the first must be one of the four accesses,
+// so a misspelt one stops the file from loading (naming its line) rather
+// than becoming a rule on a topic that holds a space, as Mosquitto does.
+// A topic may hold spaces after its access ("topic read my topic"). In a pattern, %c stands for the client
 // id and %u for the user name; a pattern whose value is missing or holds
 // '/', '+' or '#' does not grant anything (and a deny pattern then denies,
 // to fail closed). Rules before the first section line apply to every
