@@ -42,15 +42,19 @@
 // global ones. A deny rule that matches wins over every grant; otherwise
 // one matching grant suffices, and no grant means refused.
 //
-// Publishing to a topic needs write on a filter matching it. Subscribing
-// is decided once, when the subscription is made, so a filter is allowed
-// only if a read rule covers every topic it can match ("sensors/#" covers
-// "sensors/+/temp" but not "#") and no deny rule overlaps it (with
-// "topic deny sensors/secret/#", a subscription to "sensors/#" is
-// refused, "sensors/kitchen/#" is allowed). A shared subscription
-// "$share/group/filter" is judged by its filter. Wildcards at the first
-// level never match topics beginning with '$' (MQTT 5 §4.7.2), so "#"
-// grants nothing under "$SYS".
+// Publishing to a topic needs write on a filter matching it, and
+// receiving a message needs read on a filter matching its topic: the
+// broker asks for every message it delivers, retained ones included. A
+// subscription is therefore refused only when nothing could ever come
+// through it, as in Mosquitto: when no read rule overlaps its filter, or
+// a deny rule covers all of it. With "topic read #" and "topic deny
+// sensors/secret/#", a subscription to "#" or "sensors/+/x" is granted and
+// the messages under sensors/secret/ are held back one by one, while one
+// to "sensors/secret/#" is refused. A shared subscription
+// "$share/group/filter" is judged by its filter; a message held back from
+// the member chosen for it is not offered to another. Wildcards at the
+// first level never match topics beginning with '$' (MQTT 5 §4.7.2), so
+// "#" grants nothing under "$SYS".
 //
 // An example:
 //

@@ -115,13 +115,16 @@ const (
 // turn, so a slow consumer never blocks a publisher: its queue just fills.
 // Consumer callbacks run with no engine lock held.
 type Broker struct {
-	opts     Options
-	log      *slog.Logger
-	store    Store
-	auth     Authorizer
-	subs     trie
-	retained retainedTree
-	stats    counters
+	opts  Options
+	log   *slog.Logger
+	store Store
+	auth  Authorizer
+	// checkRead is false for AllowAll, so an open broker's fan-out pays
+	// nothing for the per-delivery read check.
+	checkRead bool
+	subs      trie
+	retained  retainedTree
+	stats     counters
 
 	mu       sync.Mutex
 	state    int
@@ -145,11 +148,12 @@ func New(opts *Options) (*Broker, error) {
 		return nil, err
 	}
 	return &Broker{
-		opts:     o,
-		log:      o.Logger,
-		store:    o.Store,
-		auth:     o.Authorizer,
-		sessions: make(map[string]*session),
+		opts:      o,
+		log:       o.Logger,
+		store:     o.Store,
+		auth:      o.Authorizer,
+		sessions:  make(map[string]*session),
+		checkRead: !isAllowAll(o.Authorizer),
 	}, nil
 }
 
@@ -294,6 +298,12 @@ func (b *Broker) route(origin *session, msg *message) {
 	m := b.subs.match(msg.topic, origin)
 	for i := range m.targets {
 		t := &m.targets[i]
+		if b.checkRead && !t.s.mayRead(msg.topic) {
+			// Judged here, before it is queued, so a refused QoS 1 or 2
+			// message never takes a place in the queue or the window.
+			b.stats.refused.Add(1)
+			continue
+		}
 		// Normal forwarding clears RETAIN unless Retain As Published is set
 		// (MQTT 5 §3.3.1.3).
 		t.s.deliver(&outMsg{msg: msg, qos: min(msg.qos, t.qos), retain: msg.retain && t.rap, ids: t.ids})
@@ -345,6 +355,7 @@ func (b *Broker) restoreLocked() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.username = rec.Username
+		s.owner.Store(&ClientInfo{ClientID: rec.ClientID, Username: rec.Username, Identity: rec.Identity, Link: rec.Link})
 		s.expiry = rec.Expiry
 		s.stored = true
 		for _, sub := range rec.Subscriptions {

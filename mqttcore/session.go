@@ -120,6 +120,10 @@ type session struct {
 	b      *Broker
 	id     string
 	online atomic.Bool // conn != nil, readable without mu for share groups
+	// owner is the ClientInfo of the latest connection, or what the store
+	// kept of it; fan-out judges each message's read rights by it without
+	// taking mu. Set under mu.
+	owner atomic.Pointer[ClientInfo]
 
 	mu          sync.Mutex
 	conn        *Session
@@ -246,6 +250,7 @@ func (s *session) attachLocked(h *Session, opts ConnectOptions, receiveMax uint1
 	s.gen++
 	s.conn = h
 	s.online.Store(true)
+	s.owner.Store(&h.info)
 	s.username = opts.Username
 	s.expiry = min(opts.SessionExpiry, s.b.opts.MaxSessionExpiry)
 	s.receiveMax = receiveMax
@@ -388,6 +393,9 @@ func (s *session) persistLocked() {
 		return
 	}
 	rec := SessionRecord{ClientID: s.id, Username: s.username, Expiry: s.expiry, Subscriptions: s.subs}
+	if o := s.owner.Load(); o != nil {
+		rec.Identity, rec.Link = o.Identity, o.Link
+	}
 	b.storeErr(b.store.SaveSession(rec), "session", s.id)
 	s.stored = true
 }
@@ -555,6 +563,10 @@ func (h *Session) Subscribe(subs ...Subscription) ([]ReasonCode, error) {
 			var retained []*message
 			b.retained.match(inner, now, func(m *message) { retained = append(retained, m) })
 			for _, m := range retained {
+				if b.checkRead && !b.auth.AllowRead(h.info, m.topic) {
+					b.stats.refused.Add(1)
+					continue
+				}
 				o := &outMsg{msg: m, qos: min(m.qos, sub.QoS), retain: true}
 				if sub.ID != 0 {
 					o.ids = []uint32{sub.ID}
@@ -570,6 +582,13 @@ func (h *Session) Subscribe(subs ...Subscription) ([]ReasonCode, error) {
 		}
 	}
 	return codes, nil
+}
+
+// mayRead reports whether the Authorizer lets the session's owner receive
+// a message on topic.
+func (s *session) mayRead(topic string) bool {
+	c := s.owner.Load()
+	return c != nil && s.b.auth.AllowRead(*c, topic)
 }
 
 func subscriberOf(s *session, sub Subscription) subscriber {

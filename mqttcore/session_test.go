@@ -498,6 +498,9 @@ func (refuser) AllowPublish(c ClientInfo, topic string) bool    { return topic !
 func (refuser) AllowSubscribe(c ClientInfo, filter string) bool {
 	return c.Username == "admin" || filter != "#"
 }
+func (refuser) AllowRead(c ClientInfo, topic string) bool {
+	return c.Username == "admin" || topic != "secret"
+}
 
 func TestAuthorizer(t *testing.T) {
 	b := startBroker(t, &Options{Authorizer: refuser{}})
@@ -625,4 +628,46 @@ func TestCallbacksHoldNoLocks(t *testing.T) {
 	assert.Equal(t, []string{"1", "2", "3"}, r.got)
 	_, _ = connect(t, b, ConnectOptions{ClientID: "r"})
 	assert.Equal(t, ReasonSessionTakenOver, <-r.kick)
+}
+
+// linkReader lets only clients of the link "udp" read anything.
+type linkReader struct{ AllowAll }
+
+func (linkReader) AllowRead(c ClientInfo, _ string) bool { return c.Link == "udp" }
+
+// A session restored from the store, and not yet resumed, is judged by
+// the rights of its latest connection: the store keeps its link and
+// identity for that.
+func TestReadRightsOfRestoredSession(t *testing.T) {
+	store := NewMemoryStore()
+	b1 := startBroker(t, &Options{Store: store, Authorizer: linkReader{}})
+	sub, _ := connect(t, b1, ConnectOptions{ClientID: "sensor", Link: "udp", Identity: "psk-1", SessionExpiry: 3600})
+	sub.subscribe(t, Subscription{Filter: "cmd", QoS: 1})
+	require.NoError(t, sub.Disconnect(DisconnectOptions{}))
+	require.NoError(t, b1.Close(context.Background()))
+
+	b2 := startBroker(t, &Options{Store: store, Authorizer: linkReader{}})
+	pub, _ := connect(t, b2, ConnectOptions{ClientID: "pub", Link: "tcp"})
+	pub.publish(t, "cmd", "on", 1, false)
+	sub2, present := connect(t, b2, ConnectOptions{ClientID: "sensor", Link: "udp", Identity: "psk-1", SessionExpiry: 3600})
+	require.True(t, present)
+	assert.Equal(t, []string{"on"}, payloads(sub2.drain()))
+	assert.Zero(t, b2.Stats().Refused)
+}
+
+// The per-delivery check of a restrictive Authorizer holds back what a
+// subscriber may not read, live or retained, and lets the rest through.
+func TestAllowReadAtDelivery(t *testing.T) {
+	b := startBroker(t, &Options{Authorizer: refuser{}})
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub", Password: []byte("secret")})
+	pub.publish(t, "secret", "r", 0, true)
+	user, _ := connect(t, b, ConnectOptions{ClientID: "u", Username: "user", Password: []byte("secret")})
+	user.subscribe(t, Subscription{Filter: "+", QoS: 1})
+	admin, _ := connect(t, b, ConnectOptions{ClientID: "a", Username: "admin", Password: []byte("secret")})
+	admin.subscribe(t, Subscription{Filter: "+", QoS: 1})
+	pub.publish(t, "secret", "s", 1, false)
+	pub.publish(t, "open", "o", 1, false)
+	assert.Equal(t, []string{"o"}, payloads(user.drain()))
+	assert.Equal(t, []string{"r", "s", "o"}, payloads(admin.drain()))
+	assert.EqualValues(t, 2, b.Stats().Refused, "the retained and the live message held back from user")
 }

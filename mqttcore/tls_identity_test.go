@@ -40,6 +40,7 @@ func (a *recordingAuth) AllowPublish(c mqttcore.ClientInfo, _ string) bool {
 }
 
 func (a *recordingAuth) AllowSubscribe(mqttcore.ClientInfo, string) bool { return true }
+func (a *recordingAuth) AllowRead(mqttcore.ClientInfo, string) bool      { return true }
 
 // calls returns copies of the recorded requests.
 func (a *recordingAuth) calls() (connects []mqttcore.ClientInfo, passwords [][]byte, publishes []mqttcore.ClientInfo) {
