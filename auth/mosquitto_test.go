@@ -42,6 +42,8 @@ user bob
 topic read #
 topic deny sensors/private/#
 topic write commands/#
+user eve
+topic readwrite eve/#
 `
 
 type broker struct {
@@ -188,6 +190,7 @@ func passwordsAndACL(t *testing.T) auth.Options {
 	pw := auth.NewPasswords()
 	require.NoError(t, pw.Set("alice", []byte("alice-pw")))
 	require.NoError(t, pw.Set("bob", []byte("bob-pw")))
+	require.NoError(t, pw.Set("eve", []byte("eve-pw")))
 	acl, err := auth.ParseACL(strings.NewReader(testACL))
 	require.NoError(t, err)
 	return auth.Options{Passwords: pw, ACL: acl}
@@ -261,6 +264,35 @@ func TestMosquittoACL(t *testing.T) {
 				}
 				assert.True(t, strings.HasSuffix(line, ": "+code), "%s %s: %s", tc.user, tc.filter, line)
 			}
+		})
+	}
+}
+
+// A persistent session is resumed by its owner only: eve, connecting with
+// the client id of bob's session, must not receive what was queued for
+// bob, which her own rights would never let her read.
+func TestMosquittoSessionOwner(t *testing.T) {
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		t.Run(v, func(t *testing.T) {
+			b := startBroker(t, passwordsAndACL(t))
+			bob := b.run(t, "mosquitto_sub", "-V", v, "-c", "-i", "dash", "-q", "1", "-u", "bob", "-P", "bob-pw", "-t", "sensors/#", "-v")
+			require.Eventually(t, func() bool { return b.b.Stats().Subscriptions == 1 }, ioTimeout, 2*time.Millisecond)
+			require.NoError(t, bob.cmd.Process.Kill())
+			require.Eventually(t, func() bool { return b.b.Stats().ClientsConnected == 0 }, ioTimeout, 2*time.Millisecond)
+
+			// Queued for bob's session while he is away.
+			p := b.run(t, "mosquitto_pub", "-V", v, "-q", "1", "-u", "alice", "-P", "alice-pw", "-t", "sensors/kitchen", "-m", "21.5")
+			err, out := p.exit(t)
+			require.NoError(t, err, out)
+			// A retained message eve will receive after her SUBACK; a
+			// resumed session would deliver its queue before it.
+			p = b.run(t, "mosquitto_pub", "-V", v, "-r", "-u", "eve", "-P", "eve-pw", "-t", "eve/marker", "-m", "mine")
+			err, out = p.exit(t)
+			require.NoError(t, err, out)
+
+			eve := b.run(t, "mosquitto_sub", "-V", v, "-c", "-i", "dash", "-q", "1", "-u", "eve", "-P", "eve-pw", "-t", "eve/#", "-v")
+			line := eve.waitFor(t, " ")
+			assert.Equal(t, "eve/marker mine", line, "the first message eve receives is her own")
 		})
 	}
 }

@@ -158,8 +158,11 @@ type pendingWill struct {
 // Connect attaches a connection to the session of opts.ClientID, creating
 // the session or taking it over from another connection (which is told
 // ReasonSessionTakenOver), and reports whether an existing session was
-// resumed. After Connect the owner should drain Next: a resumed session may
-// have messages waiting and in-flight messages to repeat with DUP.
+// resumed. Only the session's owner resumes it (same user name, and same
+// identity if the owner had one); for anyone else the old session ends as
+// with CleanStart. After Connect the owner should drain Next: a resumed
+// session may have messages waiting and in-flight messages to repeat with
+// DUP.
 func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	if opts.Consumer == nil {
 		return nil, false, fmt.Errorf("%w: no Consumer", ErrInvalidOptions)
@@ -211,7 +214,12 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 			kicked = s.conn.consumer
 			wills = s.endConnectionLocked(true, wills)
 		}
-		if !s.ended && opts.CleanStart {
+		owned := s.ownedBy(info)
+		if !s.ended && !opts.CleanStart && !owned {
+			b.log.Info("session not resumed: it belongs to another user or identity",
+				"client", info.ClientID, "user", info.Username, "identity", info.Identity)
+		}
+		if !s.ended && (opts.CleanStart || !owned) {
 			wills = s.endLocked(wills)
 		}
 		if s.ended {
@@ -223,6 +231,8 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	if s == nil {
 		s = b.newSessionLocked(info.ClientID)
 		s.mu.Lock()
+	} else if b.checkRead {
+		s.rejudgeLocked(info)
 	}
 	h := &Session{b: b, st: s, consumer: opts.Consumer, info: info}
 	s.attachLocked(h, opts, receiveMax)
@@ -240,6 +250,46 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 		opts.Consumer.Notify()
 	}
 	return h, present, nil
+}
+
+// ownedBy reports whether a connection described by c may resume the
+// session: a client id is no credential, so the session goes on only for
+// the same user name, and, if its latest connection proved an identity (a
+// certificate, a DTLS identity), the same identity. Anyone else who
+// connects with the client id starts afresh, as with clean start, and
+// never sees what was queued for the owner.
+func (s *session) ownedBy(c ClientInfo) bool {
+	o := s.owner.Load()
+	return o == nil || o.Username == c.Username && (o.Identity == "" || o.Identity == c.Identity)
+}
+
+// rejudgeLocked drops what a resuming connection may not read of the
+// messages queued or in flight: they were judged by the rights of the
+// connection they were routed for, which may have come through another
+// link. Only a change of link or identity can change the rights of the
+// same client id and user, so otherwise there is nothing to do.
+func (s *session) rejudgeLocked(c ClientInfo) {
+	o := s.owner.Load()
+	if o != nil && o.Link == c.Link && o.Identity == c.Identity {
+		return
+	}
+	b := s.b
+	denied := func(x *outMsg) bool { return !b.auth.AllowRead(c, x.msg.topic) }
+	s.queue.removeIf(denied, func(x *outMsg) {
+		if x.qos == 0 {
+			s.qos0--
+		}
+		s.forgetLocked(x)
+		b.stats.refused.Add(1)
+	})
+	for id, x := range s.inflight {
+		// A message already received (PUBREC) only waits for PUBCOMP.
+		if x.state == stateSent && denied(x) {
+			delete(s.inflight, id)
+			s.forgetLocked(x)
+			b.stats.refused.Add(1)
+		}
+	}
 }
 
 // attachLocked makes h the session's connection. Reconnecting cancels the
@@ -879,6 +929,23 @@ func (q *fifo) pop() *outMsg {
 		q.items, q.head = q.items[:n], 0
 	}
 	return o
+}
+
+// removeIf removes every message for which drop is true, in place,
+// calling gone for each.
+func (q *fifo) removeIf(drop func(*outMsg) bool, gone func(*outMsg)) {
+	n := q.head
+	for i := q.head; i < len(q.items); i++ {
+		o := q.items[i]
+		if drop(o) {
+			gone(o)
+			continue
+		}
+		q.items[n] = o
+		n++
+	}
+	clear(q.items[n:])
+	q.items = q.items[:n]
 }
 
 // removeFirst removes the oldest message for which match is true.

@@ -2,6 +2,7 @@ package mqttcore
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -670,4 +671,93 @@ func TestAllowReadAtDelivery(t *testing.T) {
 	assert.Equal(t, []string{"o"}, payloads(user.drain()))
 	assert.Equal(t, []string{"r", "s", "o"}, payloads(admin.drain()))
 	assert.EqualValues(t, 2, b.Stats().Refused, "the retained and the live message held back from user")
+}
+
+// A client id is no credential: only the user (and identity, where the
+// session's connection proved one) that owns a session resumes it; anyone
+// else starts afresh and never sees what was queued for the owner.
+func TestResumeNeedsOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		owner, resuming ConnectOptions
+		present         bool
+	}{
+		{"same user", ConnectOptions{Username: "alice"}, ConnectOptions{Username: "alice"}, true},
+		{"other user", ConnectOptions{Username: "alice"}, ConnectOptions{Username: "mallory"}, false},
+		{"anonymous", ConnectOptions{Username: "alice"}, ConnectOptions{}, false},
+		{"same identity", ConnectOptions{Identity: "psk-1"}, ConnectOptions{Identity: "psk-1"}, true},
+		{"other identity", ConnectOptions{Identity: "psk-1"}, ConnectOptions{Identity: "psk-2"}, false},
+		{"identity dropped", ConnectOptions{Identity: "psk-1"}, ConnectOptions{}, false},
+		{"identity added", ConnectOptions{}, ConnectOptions{Identity: "psk-1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := NewMemoryStore()
+			b := startBroker(t, &Options{Store: store})
+			owner := tc.owner
+			owner.ClientID, owner.SessionExpiry = "dash", 3600
+			sub, _ := connect(t, b, owner)
+			sub.subscribe(t, Subscription{Filter: "private/#", QoS: 1})
+			require.NoError(t, sub.Disconnect(DisconnectOptions{}))
+			pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+			pub.publish(t, "private/x", "for the owner", 1, false)
+
+			resuming := tc.resuming
+			resuming.ClientID, resuming.SessionExpiry = "dash", 3600
+			again, present := connect(t, b, resuming)
+			assert.Equal(t, tc.present, present)
+			pub.publish(t, "private/y", "later", 1, false)
+			if tc.present {
+				assert.Equal(t, []string{"for the owner", "later"}, payloads(again.drain()))
+				return
+			}
+			assert.Empty(t, again.drain(), "neither the queue nor the subscriptions are handed over")
+			queued := 0
+			require.NoError(t, store.Load(func(_ SessionRecord, q []QueuedMessage) error {
+				queued += len(q)
+				return nil
+			}, func(StoredMessage) error { return nil }))
+			assert.Zero(t, queued, "the owner's stored messages are gone with the session")
+		})
+	}
+}
+
+// Taking over a live connection by another user ends the owner's
+// connection, as any takeover does, but hands nothing over.
+func TestTakeoverByOtherUser(t *testing.T) {
+	b := startBroker(t, nil)
+	owner, _ := connect(t, b, ConnectOptions{ClientID: "dash", Username: "alice", SessionExpiry: 3600})
+	owner.subscribe(t, Subscription{Filter: "private/#", QoS: 1})
+	other, present := connect(t, b, ConnectOptions{ClientID: "dash", Username: "mallory", SessionExpiry: 3600})
+	assert.False(t, present)
+	assert.Equal(t, ReasonSessionTakenOver, <-owner.c.disc)
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+	pub.publish(t, "private/x", "for alice", 1, false)
+	assert.Empty(t, other.drain())
+}
+
+// linkDenier keeps cmd/ from clients of the link "tcp".
+type linkDenier struct{ AllowAll }
+
+func (linkDenier) AllowRead(c ClientInfo, topic string) bool {
+	return c.Link != "tcp" || !strings.HasPrefix(topic, "cmd/")
+}
+
+// What was queued for a connection through one link is judged again when
+// the session is resumed through another, whose rights may be narrower.
+func TestResumeThroughOtherLinkRejudges(t *testing.T) {
+	b := startBroker(t, &Options{Authorizer: linkDenier{}})
+	sensor, _ := connect(t, b, ConnectOptions{ClientID: "kitchen", Link: "udp", SessionExpiry: 3600, ReceiveMaximum: 1})
+	sensor.subscribe(t, Subscription{Filter: "#", QoS: 1})
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub", Link: "udp"})
+	pub.publish(t, "cmd/a", "in flight", 1, false)
+	ds := sensor.drain()
+	require.Equal(t, []string{"in flight"}, payloads(ds), "the window of one holds the rest back")
+	pub.publish(t, "cmd/b", "queued", 1, false)
+	pub.publish(t, "news", "queued too", 1, false)
+	require.NoError(t, sensor.Disconnect(DisconnectOptions{}))
+
+	viaTCP, present := connect(t, b, ConnectOptions{ClientID: "kitchen", Link: "tcp", SessionExpiry: 3600})
+	require.True(t, present, "same user and identity: the session is resumed")
+	assert.Equal(t, []string{"queued too"}, payloads(viaTCP.drain()))
+	assert.EqualValues(t, 2, b.Stats().Refused)
 }
