@@ -71,6 +71,14 @@ type ConnectOptions struct {
 	// newest state; without it the default policy of Options.MaxQueued
 	// applies.
 	DropOldest bool
+	// Internal marks a connection of the process itself (the gateway's
+	// QoS -1 publisher, a bridge): while its session exists, its client id
+	// is reserved, and Connect refuses it to any connection that is not
+	// Internal with ErrInvalidClientID (CONNACK 0x85, 3.1.1 return code
+	// 2). One CONNECT must not be able to take such a session over and
+	// stop the service behind it for good. An Internal connection takes
+	// over any other.
+	Internal bool
 }
 
 // DisconnectOptions describe the end of a connection by its owner.
@@ -138,6 +146,7 @@ type session struct {
 	receiveMax  uint16
 	maxQueued   int  // the connection's queue bound
 	dropOldest  bool // a full queue drops its oldest message
+	internal    bool // the client id is reserved to Internal connections
 	notified    bool // Notify sent and Next has not yet reported none
 	subs        []Subscription
 	queue       fifo
@@ -208,6 +217,12 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	s := b.sessions[info.ClientID]
 	if s != nil {
 		s.mu.Lock()
+		if s.internal && !opts.Internal && !s.ended {
+			s.mu.Unlock()
+			b.mu.Unlock()
+			b.stats.refused.Add(1)
+			return nil, false, fmt.Errorf("%w: %q is reserved to the gateway itself", ErrInvalidClientID, info.ClientID)
+		}
 		if s.conn != nil {
 			// Takeover (MQTT 5 §3.1.4): the old connection ends as if lost, so
 			// its will follows the usual delay rules.
@@ -309,6 +324,7 @@ func (s *session) attachLocked(h *Session, opts ConnectOptions, receiveMax uint1
 		s.maxQueued = s.b.opts.MaxQueued
 	}
 	s.dropOldest = opts.DropOldest
+	s.internal = opts.Internal
 	if opts.Will != nil {
 		w := *opts.Will
 		s.will = &w

@@ -761,3 +761,29 @@ func TestResumeThroughOtherLinkRejudges(t *testing.T) {
 	assert.Equal(t, []string{"queued too"}, payloads(viaTCP.drain()))
 	assert.EqualValues(t, 2, b.Stats().Refused)
 }
+
+// The client id of an Internal session is refused to other connections,
+// and the Internal connection carries on; an Internal connection takes
+// its id over from anyone.
+func TestInternalClientIDReserved(t *testing.T) {
+	b := startBroker(t, nil)
+	svc, _ := connect(t, b, ConnectOptions{ClientID: "svc", Internal: true})
+	svc.subscribe(t, Subscription{Filter: "svc/in"})
+	for _, clean := range []bool{false, true} {
+		_, _, err := b.Connect(ConnectOptions{ClientID: "svc", CleanStart: clean, Consumer: newConsumer()})
+		require.ErrorIs(t, err, ErrInvalidClientID)
+		assert.Equal(t, ReasonClientIDNotValid, ReasonFor(err))
+	}
+	select {
+	case r := <-svc.c.disc:
+		t.Fatalf("the internal session was ended: %v", r)
+	default:
+	}
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+	pub.publish(t, "svc/in", "still here", 0, false)
+	assert.Equal(t, []string{"still here"}, payloads(svc.drain()))
+
+	squatter, _ := connect(t, b, ConnectOptions{ClientID: "svc2"})
+	_, _ = connect(t, b, ConnectOptions{ClientID: "svc2", Internal: true})
+	assert.Equal(t, ReasonSessionTakenOver, <-squatter.c.disc)
+}
