@@ -86,5 +86,8 @@
 // only trust where a packet comes from. The allowlist names the ClientIds
 // that may connect and, for each, the addresses, networks, XBee modules or
 // DTLS identities it may connect from (see ParseAllowlist), so that a
-// device cannot take over another's ClientId from elsewhere.
+// device cannot take over another's ClientId from elsewhere. The ClientId
+// is also what ACL patterns and "client" sections know a sensor by, so
+// WithAllowlist holds MQTT clients to the same bindings (see
+// Allowlist.AllowMQTT).
 package auth

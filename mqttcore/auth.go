@@ -1,9 +1,16 @@
 package mqttcore
 
+import "net"
+
 // ClientInfo identifies the client an authorization decision is about.
 type ClientInfo struct {
 	ClientID string
 	Username string
+	// Remote is the network peer of an MQTT client, as its listener
+	// accepted it (for WebSocket, the TCP peer, never a forwarding
+	// header); nil for in-process connections, such as the gateway's
+	// sessions for MQTT-SN clients, whose owner judges addresses itself.
+	Remote net.Addr
 	// Link names the listener or link the client came through, as the
 	// connection's owner names it.
 	Link string

@@ -219,7 +219,7 @@ func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 	v5 := cp.Version == packet.V5
 	props := &cp.Properties
 	opts := ConnectOptions{ClientID: cp.ClientID, CleanStart: cp.CleanStart, Password: cp.Password, Consumer: c,
-		Link: c.ls.opts.Name, Identity: certIdentity(c.nc)}
+		Remote: c.nc.RemoteAddr(), Link: c.ls.opts.Name, Identity: certIdentity(c.nc)}
 	if cp.Username != nil {
 		opts.Username = *cp.Username
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,9 @@ type ConnectOptions struct {
 	// Username and Password are passed to the Authorizer.
 	Username string
 	Password []byte
-	// Link, Identity and Authenticated are passed to the Authorizer (see
-	// ClientInfo).
+	// Remote, Link, Identity and Authenticated are passed to the
+	// Authorizer (see ClientInfo).
+	Remote        net.Addr
 	Link          string
 	Identity      string
 	Authenticated bool
@@ -189,7 +191,7 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 			return nil, false, fmt.Errorf("%w: will QoS %d", ErrProtocol, w.QoS)
 		}
 	}
-	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username,
+	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username, Remote: opts.Remote,
 		Link: opts.Link, Identity: opts.Identity, Authenticated: opts.Authenticated}
 	if !b.auth.AllowConnect(info, opts.Password) {
 		b.stats.refused.Add(1)
