@@ -348,7 +348,7 @@ func (s *session) finishConnect() {
 			}
 			s.send(&mqttsn.ConnAck{ReturnCode: rc})
 			g.stats.refused.Add(1)
-			g.log.Info("mqtt-sn connect refused by broker", "client", s.clientID, "addr", s.addr, "err", err)
+			g.logProtocol("mqtt-sn connect refused by broker", "client", s.clientID, "addr", s.addr, "err", err)
 			s.remove()
 			return
 		}

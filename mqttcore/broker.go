@@ -125,6 +125,9 @@ type Broker struct {
 	subs      trie
 	retained  retainedTree
 	stats     counters
+	// failedLogins bounds the log lines about refused logins, which anyone
+	// who can reach a listener can cause at will.
+	failedLogins *logLimit
 
 	mu       sync.Mutex
 	state    int
@@ -154,6 +157,8 @@ func New(opts *Options) (*Broker, error) {
 		auth:      o.Authorizer,
 		sessions:  make(map[string]*session),
 		checkRead: !isAllowAll(o.Authorizer),
+		// Twenty lines a minute show an attack and who is behind it.
+		failedLogins: newLogLimit(20, time.Minute),
 	}, nil
 }
 
