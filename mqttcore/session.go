@@ -317,7 +317,7 @@ func (s *session) attachLocked(h *Session, opts ConnectOptions, receiveMax uint1
 	s.gen++
 	s.conn = h
 	s.online.Store(true)
-	s.owner.Store(&h.info)
+	s.owner.Store(&h.info) // replaced by a copy when the connection ends
 	s.username = opts.Username
 	s.expiry = min(opts.SessionExpiry, s.b.opts.MaxSessionExpiry)
 	s.receiveMax = receiveMax
@@ -375,6 +375,11 @@ func (s *session) endConnectionLocked(sendWill bool, wills []firedWill) []firedW
 	if s.expiry == 0 {
 		return s.endLocked(wills)
 	}
+	// The owner pointed into the connection's handle; a copy lets the
+	// handle, and the connection behind its consumer, go while the
+	// session waits for its client.
+	owner := info
+	s.owner.Store(&owner)
 	s.armExpiryLocked()
 	return wills
 }
