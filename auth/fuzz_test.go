@@ -90,5 +90,12 @@ func FuzzParseAllowlist(f *testing.F) {
 		} {
 			l.Allow(id, a)
 		}
+		// An MQTT client is held to what the MQTT-SN path would allow
+		// from the same IP address, and to nothing else.
+		tcp := &net.TCPAddr{IP: ip}
+		if l.AllowMQTT(id, tcp) && !l.Allow(id, &net.UDPAddr{IP: ip}) {
+			_, listed := l.entries[id]
+			require.False(t, listed, "%q from %v: allowed for MQTT, not for MQTT-SN", id, tcp)
+		}
 	})
 }
