@@ -343,7 +343,7 @@ func (s *session) finishConnect() {
 		})
 		if err != nil {
 			rc := mqttsn.RejectedCongestion
-			if errors.Is(err, mqttcore.ReasonNotAuthorized) || errors.Is(err, mqttcore.ReasonClientIDNotValid) {
+			if r := mqttcore.ReasonFor(err); r == mqttcore.ReasonNotAuthorized || r == mqttcore.ReasonClientIDNotValid {
 				rc = mqttsn.RejectedNotSupported
 			}
 			s.send(&mqttsn.ConnAck{ReturnCode: rc})

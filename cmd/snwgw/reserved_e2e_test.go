@@ -44,6 +44,12 @@ func TestE2EReservedClientIDs(t *testing.T) {
 		}
 	}
 
+	// An MQTT-SN client cannot have them either, and is told so for good
+	// (0x03), not to come back later (0x01).
+	sensor := dialUDP(t, e.udp)
+	sensor.send(&mqttsn.Connect{ClientID: "snwgw-gw0-qos-1", Duration: 60, CleanSession: true})
+	assert.Equal(t, &mqttsn.ConnAck{ReturnCode: mqttsn.RejectedNotSupported}, sensor.next())
+
 	// The QoS -1 session is still the gateway's.
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
