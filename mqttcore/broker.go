@@ -115,16 +115,17 @@ const (
 // turn, so a slow consumer never blocks a publisher: its queue just fills.
 // Consumer callbacks run with no engine lock held.
 type Broker struct {
-	opts  Options
-	log   *slog.Logger
-	store Store
-	auth  Authorizer
+	opts     Options
+	log      *slog.Logger
+	store    Store
+	auth     Authorizer
+	subs     trie
+	retained retainedTree
+	stats    counters
+
 	// checkRead is false for AllowAll, so an open broker's fan-out pays
 	// nothing for the per-delivery read check.
 	checkRead bool
-	subs      trie
-	retained  retainedTree
-	stats     counters
 	// failedLogins bounds the log lines about refused logins, which anyone
 	// who can reach a listener can cause at will.
 	failedLogins *logLimit
@@ -150,16 +151,17 @@ func New(opts *Options) (*Broker, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Broker{
-		opts:      o,
-		log:       o.Logger,
-		store:     o.Store,
-		auth:      o.Authorizer,
-		sessions:  make(map[string]*session),
-		checkRead: !isAllowAll(o.Authorizer),
-		// Twenty lines a minute show an attack and who is behind it.
-		failedLogins: newLogLimit(20, time.Minute),
-	}, nil
+	b := &Broker{
+		opts:     o,
+		log:      o.Logger,
+		store:    o.Store,
+		auth:     o.Authorizer,
+		sessions: make(map[string]*session),
+	}
+	b.checkRead = !isAllowAll(o.Authorizer)
+	// Twenty lines a minute show an attack and who is behind it.
+	b.failedLogins = newLogLimit(20, time.Minute)
+	return b, nil
 }
 
 // Start restores the stored state and starts the $SYS publisher, which
