@@ -123,12 +123,9 @@ type Broker struct {
 	retained retainedTree
 	stats    counters
 
-	// checkRead is false for AllowAll, so an open broker's fan-out pays
-	// nothing for the per-delivery read check.
-	checkRead bool
 	// failedLogins bounds the log lines about refused logins, which anyone
 	// who can reach a listener can cause at will.
-	failedLogins *logLimit
+	failedLogins logLimit
 
 	mu       sync.Mutex
 	state    int
@@ -151,17 +148,13 @@ func New(opts *Options) (*Broker, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Broker{
+	return &Broker{
 		opts:     o,
 		log:      o.Logger,
 		store:    o.Store,
 		auth:     o.Authorizer,
 		sessions: make(map[string]*session),
-	}
-	b.checkRead = !isAllowAll(o.Authorizer)
-	// Twenty lines a minute show an attack and who is behind it.
-	b.failedLogins = newLogLimit(20, time.Minute)
-	return b, nil
+	}, nil
 }
 
 // Start restores the stored state and starts the $SYS publisher, which
@@ -303,9 +296,10 @@ func (b *Broker) route(origin *session, msg *message) {
 		b.setRetained(msg)
 	}
 	m := b.subs.match(msg.topic, origin)
+	check := b.checkRead()
 	for i := range m.targets {
 		t := &m.targets[i]
-		if b.checkRead && !t.s.mayRead(msg.topic) {
+		if check && !t.s.mayRead(msg.topic) {
 			// Judged here, before it is queued, so a refused QoS 1 or 2
 			// message never takes a place in the queue or the window.
 			b.stats.refused.Add(1)

@@ -28,3 +28,14 @@ func TestLogLimit(t *testing.T) {
 	assert.True(t, ok)
 	assert.Zero(t, n)
 }
+
+func TestLogLimitZeroValue(t *testing.T) {
+	var l logLimit
+	t0 := time.Unix(1000, 0)
+	for range logLimitBurst {
+		ok, _ := l.allow(t0)
+		assert.True(t, ok)
+	}
+	ok, _ := l.allow(t0)
+	assert.False(t, ok)
+}

@@ -248,7 +248,7 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	if s == nil {
 		s = b.newSessionLocked(info.ClientID)
 		s.mu.Lock()
-	} else if b.checkRead {
+	} else if b.checkRead() {
 		s.rejudgeLocked(info)
 	}
 	h := &Session{b: b, st: s, consumer: opts.Consumer, info: info}
@@ -635,8 +635,9 @@ func (h *Session) Subscribe(subs ...Subscription) ([]ReasonCode, error) {
 		if group == "" && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && isNew) {
 			var retained []*message
 			b.retained.match(inner, now, func(m *message) { retained = append(retained, m) })
+			check := b.checkRead()
 			for _, m := range retained {
-				if b.checkRead && !b.auth.AllowRead(h.info, m.topic) {
+				if check && !b.auth.AllowRead(h.info, m.topic) {
 					b.stats.refused.Add(1)
 					continue
 				}
