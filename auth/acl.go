@@ -82,6 +82,8 @@ type rule struct {
 	access Access
 	filter []string // levels; for patterns, before substitution
 	subst  bool     // a pattern holding %c or %u
+	usesC  bool     // its substitution needs the client id
+	usesU  bool     // its substitution needs the user name
 	line   int
 }
 
@@ -141,11 +143,18 @@ func ParseACL(r io.Reader) (*ACL, error) {
 		if keyword != "topic" && keyword != "pattern" {
 			return nil, perr("unknown keyword %q (want topic, pattern, user, client, identity or link)", keyword)
 		}
+		// As in Mosquitto, a line of two words or more starts with the
+		// access, and only a lone filter may leave it out; so a misspelt
+		// access ("topic wirte sensors/#") is an error, not a rule on the
+		// topic "wirte sensors/#", and a topic with spaces needs its access
+		// first.
 		access, filter := ReadWrite, rest
 		if word, after, ok := strings.Cut(rest, " "); ok {
-			if a, known := parseAccess(word); known {
-				access, filter = a, strings.TrimSpace(after)
+			a, known := parseAccess(word)
+			if !known {
+				return nil, perr("%s %q: unknown access %q (want read, write, readwrite or deny before the filter)", keyword, rest, word)
 			}
+			access, filter = a, strings.TrimSpace(after)
 		} else if _, known := parseAccess(rest); known {
 			return nil, perr("%s %s needs a topic filter", keyword, rest)
 		}
@@ -164,12 +173,16 @@ func ParseACL(r io.Reader) (*ACL, error) {
 		if err := mqttcore.ValidateFilter(check); err != nil {
 			return nil, perr("topic filter %q: %v", filter, err)
 		}
-		cur.rules = append(cur.rules, rule{
+		r := rule{
 			access: access,
 			filter: strings.Split(filter, "/"),
 			subst:  keyword == "pattern" && (strings.Contains(filter, "%c") || strings.Contains(filter, "%u")),
 			line:   line,
-		})
+		}
+		if r.subst {
+			r.usesC, r.usesU = placeholders(r.filter)
+		}
+		cur.rules = append(cur.rules, r)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -261,21 +274,147 @@ func expand(level string, c Client) (string, bool) {
 	}
 }
 
+// placeholders reports which values the levels of a pattern take, reading
+// them as expand does.
+func placeholders(filter []string) (usesC, usesU bool) {
+	for _, level := range filter {
+		for {
+			i := strings.IndexByte(level, '%')
+			if i < 0 || i == len(level)-1 {
+				break
+			}
+			switch level[i+1] {
+			case 'c':
+				usesC = true
+				level = level[i+2:]
+			case 'u':
+				usesU = true
+				level = level[i+2:]
+			default:
+				level = level[i+1:]
+			}
+		}
+	}
+	return usesC, usesU
+}
+
+// substitutable reports whether a client id or user name can stand in a
+// pattern (see substitute).
+func substitutable(v string) bool { return v != "" && !strings.ContainsAny(v, "/+#") }
+
 // AllowPublish reports whether c may publish to topic: some rule grants
 // write on a filter matching it, and no deny rule matches it.
 func (a *ACL) AllowPublish(c Client, topic string) bool {
-	levels := strings.Split(topic, "/")
-	match := func(f []string) bool { return matches(f, levels) }
-	return a.decide(c, Write, match, match)
+	return a.decideTopic(c, Write, topic)
 }
 
-// AllowSubscribe reports whether c may subscribe to filter. The broker
-// decides once, at subscription time, so a filter is allowed only if
-// every topic it can match is readable: some rule grants read on a filter
-// that covers it ("sensors/#" covers "sensors/+/temp"), and no deny rule
-// overlaps it (with "deny secret/#", a subscription to "#" is refused
-// while "sensors/#" is allowed). A shared subscription
-// "$share/group/filter" is judged by its filter.
+// AllowRead reports whether c may receive a message on topic: some rule
+// grants read on a filter matching it, and no deny rule matches it. The
+// broker asks for every message it delivers, whatever subscription
+// matched.
+func (a *ACL) AllowRead(c Client, topic string) bool {
+	return a.decideTopic(c, Read, topic)
+}
+
+// decideTopic is decide for a topic name, the broker's per-message
+// question: it walks the topic in place and compares pattern levels with
+// %c and %u as they stand, so that it allocates nothing.
+func (a *ACL) decideTopic(c Client, need Access, topic string) bool {
+	cOK, uOK := substitutable(c.ClientID), substitutable(c.Username)
+	ok := false
+	for i := range a.sections {
+		s := &a.sections[i]
+		if !s.applies(c) {
+			continue
+		}
+		for j := range s.rules {
+			r := &s.rules[j]
+			substituted := (!r.usesC || cOK) && (!r.usesU || uOK)
+			switch {
+			case !substituted && r.access == Deny:
+				return false
+			case !substituted:
+			case r.access == Deny:
+				if r.matchTopic(c, topic) {
+					return false
+				}
+			case !ok && r.access&need != 0 && r.matchTopic(c, topic):
+				ok = true
+			}
+		}
+	}
+	return ok
+}
+
+// matchTopic is matches for r's filter, substituted for c, and topic.
+func (r *rule) matchTopic(c Client, topic string) bool {
+	f := r.filter
+	if topic != "" && topic[0] == '$' && wildcardFirst(f) {
+		return false
+	}
+	rest, more := topic, true
+	for _, l := range f {
+		if l == "#" {
+			return true // matches the parent level too: "a/#" matches "a"
+		}
+		if !more {
+			return false
+		}
+		level := rest
+		if k := strings.IndexByte(rest, '/'); k >= 0 {
+			level, rest = rest[:k], rest[k+1:]
+		} else {
+			more = false
+		}
+		switch {
+		case l == "+":
+		case r.subst && strings.IndexByte(l, '%') >= 0:
+			if !levelEquals(l, c, level) {
+				return false
+			}
+		case l != level:
+			return false
+		}
+	}
+	return !more
+}
+
+// levelEquals reports whether expand(p, c) equals s, without building
+// the expansion. The values it substitutes have been checked.
+func levelEquals(p string, c Client, s string) bool {
+	for {
+		i := strings.IndexByte(p, '%')
+		if i < 0 || i == len(p)-1 {
+			return p == s
+		}
+		var v string
+		switch p[i+1] {
+		case 'c':
+			v = c.ClientID
+		case 'u':
+			v = c.Username
+		default:
+			if !strings.HasPrefix(s, p[:i+1]) {
+				return false
+			}
+			p, s = p[i+1:], s[i+1:]
+			continue
+		}
+		if !strings.HasPrefix(s, p[:i]) || !strings.HasPrefix(s[i:], v) {
+			return false
+		}
+		p, s = p[i+2:], s[i+len(v):]
+	}
+}
+
+// AllowSubscribe reports whether c may subscribe to filter. Every message
+// is judged again by AllowRead on its way to c, so a subscription is
+// refused only when nothing could ever reach c through it: no read rule
+// overlaps the filter, or a deny rule covers all of it. As in Mosquitto,
+// with "topic read #" and "topic deny secret/#" a subscription to "#" is
+// granted and messages under secret/ are not delivered, while one to
+// "secret/x" is refused. A shared subscription "$share/group/filter" is
+// judged by its filter.
 func (a *ACL) AllowSubscribe(c Client, filter string) bool {
 	_, inner, err := mqttcore.ParseShared(filter)
 	if err != nil {
@@ -284,8 +423,8 @@ func (a *ACL) AllowSubscribe(c Client, filter string) bool {
 	levels := strings.Split(inner, "/")
 	return a.decide(c,
 		Read,
-		func(f []string) bool { return overlaps(f, levels) },
-		func(f []string) bool { return covers(f, levels) })
+		func(f []string) bool { return covers(f, levels) },
+		func(f []string) bool { return overlaps(f, levels) })
 }
 
 // decide walks the rules of the sections that apply to c, each filter

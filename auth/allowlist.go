@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/snwgw/snwgw/mqttcore"
 	"github.com/snwgw/snwgw/transport"
 )
 
@@ -55,6 +56,14 @@ func (b binding) allows(addr net.Addr) bool {
 		}
 		if b.prefix.IsValid() {
 			return b.prefix.Contains(a.AddrPort.Addr().Unmap())
+		}
+	case *net.TCPAddr:
+		// An MQTT client: only an IP network can hold it. An XBee module
+		// or a DTLS identity is a sensor's, which no TCP connection is, and
+		// a TLS certificate of the same name is another trust domain.
+		if b.prefix.IsValid() {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			return ok && b.prefix.Contains(ip.Unmap())
 		}
 	}
 	return false
@@ -174,6 +183,51 @@ func (l *Allowlist) Allow(clientID string, addr net.Addr) bool {
 		}
 	}
 	return false
+}
+
+// AllowMQTT reports whether an MQTT client connecting from addr (its TCP
+// peer) may use clientID. The allowlist admits MQTT-SN clients; towards
+// MQTT clients it only guards what it binds: a ClientId it does not list,
+// or lists without places, is free, while one bound to places may be used
+// only from one of its IP networks. Without that, an MQTT client could
+// claim a sensor's ClientId and with it the sensor's rights (ACL patterns
+// with %c, "client" sections) and session.
+func (l *Allowlist) AllowMQTT(clientID string, addr net.Addr) bool {
+	bs, ok := l.entries[clientID]
+	if !ok || len(bs) == 0 {
+		return true
+	}
+	for _, b := range bs {
+		if b.allows(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// WithAllowlist returns an Authorizer that refuses an MQTT client (one
+// whose ClientInfo has a Remote address) a ClientId l binds elsewhere, as
+// Allowlist.AllowMQTT decides, and otherwise defers to next (nil: allow
+// everything). In-process connections, the gateway's MQTT-SN sessions
+// among them, are left to next: the gateway applies l itself, with the
+// addresses of its links.
+func WithAllowlist(next mqttcore.Authorizer, l *Allowlist) mqttcore.Authorizer {
+	if next == nil {
+		next = mqttcore.AllowAll{}
+	}
+	return &allowlisted{Authorizer: next, list: l}
+}
+
+type allowlisted struct {
+	mqttcore.Authorizer
+	list *Allowlist
+}
+
+func (a *allowlisted) AllowConnect(c mqttcore.ClientInfo, password []byte) bool {
+	if c.Remote != nil && !a.list.AllowMQTT(c.ClientID, c.Remote) {
+		return false
+	}
+	return a.Authorizer.AllowConnect(c, password)
 }
 
 // Len returns the number of ClientIds listed.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/snwgw/snwgw/mqttcore"
 	"github.com/snwgw/snwgw/transport"
 )
 
@@ -57,6 +58,45 @@ func TestAllowlist(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, l.Allow(tc.id, tc.addr), "%s from %v", tc.id, tc.addr)
 	}
+}
+
+func tcp(s string) *net.TCPAddr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+
+// An MQTT client may use a ClientId the allowlist binds only from one of
+// its IP networks; XBee and DTLS identity places never hold a TCP client,
+// and ClientIds the list leaves free stay free.
+func TestAllowlistMQTT(t *testing.T) {
+	l, err := ParseAllowlist(strings.NewReader(exampleAllowlist))
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		id   string
+		addr string
+		want bool
+	}{
+		{"boiler", "10.1.2.9:40000", true},
+		{"boiler", "[::ffff:10.1.2.9]:40000", true},
+		{"boiler", "127.0.0.1:40000", false},
+		{"kitchen-temp", "127.0.0.1:40000", false},
+		{"hall-motion", "127.0.0.1:40000", false},
+		{"lamp", "192.0.2.7:1", true},
+		{"test-rig", "203.0.113.1:1", true},
+		{"dashboard", "203.0.113.1:1", true},
+	} {
+		assert.Equal(t, tc.want, l.AllowMQTT(tc.id, tcp(tc.addr)), "%s from %s", tc.id, tc.addr)
+	}
+
+	a := WithAllowlist(nil, l)
+	assert.False(t, a.AllowConnect(mqttcore.ClientInfo{ClientID: "boiler", Remote: tcp("127.0.0.1:1")}, nil))
+	assert.True(t, a.AllowConnect(mqttcore.ClientInfo{ClientID: "boiler", Remote: tcp("10.1.2.3:1")}, nil))
+	assert.True(t, a.AllowConnect(mqttcore.ClientInfo{ClientID: "boiler", Link: "udp"}, nil),
+		"in-process sessions are the gateway's to judge")
+	assert.True(t, a.AllowRead(mqttcore.ClientInfo{ClientID: "boiler"}, "x"))
+	// Credentials still count once the binding holds.
+	pw := NewPasswords()
+	require.NoError(t, pw.Set("u", []byte("pw")))
+	a = WithAllowlist(NewAuthorizer(Options{Passwords: pw}), l)
+	assert.False(t, a.AllowConnect(mqttcore.ClientInfo{ClientID: "boiler", Username: "u", Remote: tcp("10.1.2.3:1")}, []byte("px")))
+	assert.True(t, a.AllowConnect(mqttcore.ClientInfo{ClientID: "boiler", Username: "u", Remote: tcp("10.1.2.3:1")}, []byte("pw")))
 }
 
 func TestAllowlistParseErrors(t *testing.T) {

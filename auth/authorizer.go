@@ -90,11 +90,19 @@ func (a *Authorizer) AllowPublish(ci mqttcore.ClientInfo, topic string) bool {
 }
 
 // AllowSubscribe implements mqttcore.Authorizer with ACL.AllowSubscribe:
-// a filter is allowed only if the ACL grants read on every topic it can
-// match and denies none of them.
+// a filter is refused only if the ACL could never let a message through
+// it; AllowRead judges each message.
 func (a *Authorizer) AllowSubscribe(ci mqttcore.ClientInfo, filter string) bool {
 	if a.opts.ACL == nil {
 		return true
 	}
 	return a.opts.ACL.AllowSubscribe(a.client(ci), filter)
+}
+
+// AllowRead implements mqttcore.Authorizer with ACL.AllowRead.
+func (a *Authorizer) AllowRead(ci mqttcore.ClientInfo, topic string) bool {
+	if a.opts.ACL == nil {
+		return true
+	}
+	return a.opts.ACL.AllowRead(a.client(ci), topic)
 }

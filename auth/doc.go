@@ -21,7 +21,11 @@
 //	pattern [read|write|readwrite|deny] <filter>
 //	user <name>
 //
-// The access defaults to readwrite. In a pattern, %c stands for the client
+// The access defaults to readwrite when the line has no other word than
+// the filter; with more words, the first must be one of the four accesses,
+// so a misspelt one stops the file from loading (naming its line) rather
+// than becoming a rule on a topic that holds a space, as Mosquitto does.
+// A topic may hold spaces after its access ("topic read my topic"). In a pattern, %c stands for the client
 // id and %u for the user name; a pattern whose value is missing or holds
 // '/', '+' or '#' does not grant anything (and a deny pattern then denies,
 // to fail closed). Rules before the first section line apply to every
@@ -38,15 +42,19 @@
 // global ones. A deny rule that matches wins over every grant; otherwise
 // one matching grant suffices, and no grant means refused.
 //
-// Publishing to a topic needs write on a filter matching it. Subscribing
-// is decided once, when the subscription is made, so a filter is allowed
-// only if a read rule covers every topic it can match ("sensors/#" covers
-// "sensors/+/temp" but not "#") and no deny rule overlaps it (with
-// "topic deny sensors/secret/#", a subscription to "sensors/#" is
-// refused, "sensors/kitchen/#" is allowed). A shared subscription
-// "$share/group/filter" is judged by its filter. Wildcards at the first
-// level never match topics beginning with '$' (MQTT 5 §4.7.2), so "#"
-// grants nothing under "$SYS".
+// Publishing to a topic needs write on a filter matching it, and
+// receiving a message needs read on a filter matching its topic: the
+// broker asks for every message it delivers, retained ones included. A
+// subscription is therefore refused only when nothing could ever come
+// through it, as in Mosquitto: when no read rule overlaps its filter, or
+// a deny rule covers all of it. With "topic read #" and "topic deny
+// sensors/secret/#", a subscription to "#" or "sensors/+/x" is granted and
+// the messages under sensors/secret/ are held back one by one, while one
+// to "sensors/secret/#" is refused. A shared subscription
+// "$share/group/filter" is judged by its filter; a message held back from
+// the member chosen for it is not offered to another. Wildcards at the
+// first level never match topics beginning with '$' (MQTT 5 §4.7.2), so
+// "#" grants nothing under "$SYS".
 //
 // An example:
 //
@@ -78,5 +86,8 @@
 // only trust where a packet comes from. The allowlist names the ClientIds
 // that may connect and, for each, the addresses, networks, XBee modules or
 // DTLS identities it may connect from (see ParseAllowlist), so that a
-// device cannot take over another's ClientId from elsewhere.
+// device cannot take over another's ClientId from elsewhere. The ClientId
+// is also what ACL patterns and "client" sections know a sensor by, so
+// WithAllowlist holds MQTT clients to the same bindings (see
+// Allowlist.AllowMQTT).
 package auth

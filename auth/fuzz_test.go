@@ -19,6 +19,7 @@ func FuzzParseACL(f *testing.F) {
 	f.Add("topic read #\ntopic deny a/#\n", "c", "a/b")
 	f.Add("pattern readwrite %u/%c/+/#\nuser u\ntopic x\n", "%u", "$SYS/x")
 	f.Add("link\n", "", "")
+	f.Add("pattern read a/x%c%u%%c%/#\npattern deny %c%x\n", "u", "a/xuu%u%/b")
 	f.Fuzz(func(t *testing.T, text, id, topic string) {
 		acl, err := ParseACL(strings.NewReader(text))
 		if err != nil {
@@ -27,8 +28,17 @@ func FuzzParseACL(f *testing.F) {
 			return
 		}
 		c := Client{ClientID: id, Username: id, Identity: id, Link: id}
-		acl.AllowPublish(c, topic)
 		acl.AllowSubscribe(c, topic)
+		// The per-message path walks the topic in place; it must decide
+		// exactly as the rules' substituted filters would.
+		levels := strings.Split(topic, "/")
+		match := func(f []string) bool { return matches(f, levels) }
+		for _, need := range []Access{Read, Write} {
+			want := acl.decide(c, need, match, match)
+			require.Equal(t, want, acl.decideTopic(c, need, topic), "%s %q by %q", need, topic, id)
+		}
+		anon := Client{ClientID: id}
+		require.Equal(t, acl.decide(anon, Read, match, match), acl.AllowRead(anon, topic), "read %q by anonymous %q", topic, id)
 	})
 }
 
@@ -79,6 +89,13 @@ func FuzzParseAllowlist(f *testing.F) {
 			transport.SerialAddr{Device: id},
 		} {
 			l.Allow(id, a)
+		}
+		// An MQTT client is held to what the MQTT-SN path would allow
+		// from the same IP address, and to nothing else.
+		tcp := &net.TCPAddr{IP: ip}
+		if l.AllowMQTT(id, tcp) && !l.Allow(id, &net.UDPAddr{IP: ip}) {
+			_, listed := l.entries[id]
+			require.False(t, listed, "%q from %v: allowed for MQTT, not for MQTT-SN", id, tcp)
 		}
 	})
 }

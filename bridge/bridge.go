@@ -233,6 +233,8 @@ func (b *Bridge) Start(ctx context.Context) error {
 		SessionExpiry:  uint32(b.opts.SessionExpiry / time.Second),
 		ReceiveMaximum: 65535,
 		Consumer:       (*consumer)(b),
+		// An MQTT client taking this id over would stop the bridge for good.
+		Internal: true,
 	})
 	if err != nil {
 		return fmt.Errorf("bridge %s: local session: %w", b.opts.Name, err)

@@ -161,6 +161,8 @@ func New(b *mqttcore.Broker, opts *Options) (*Gateway, error) {
 		// QoS -1 senders have no connection; an ACL judges their messages
 		// under this session's ClientId.
 		Authenticated: true,
+		// An MQTT client taking this id over would stop QoS -1 for good.
+		Internal: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: broker session for QoS -1: %w", err)

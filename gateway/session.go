@@ -352,12 +352,12 @@ func (s *session) finishConnect() {
 		bs, _, err := s.connectBroker(!s.persistent)
 		if err != nil {
 			rc := mqttsn.RejectedCongestion
-			if errors.Is(err, mqttcore.ReasonNotAuthorized) || errors.Is(err, mqttcore.ReasonClientIDNotValid) {
+			if r := mqttcore.ReasonFor(err); r == mqttcore.ReasonNotAuthorized || r == mqttcore.ReasonClientIDNotValid {
 				rc = mqttsn.RejectedNotSupported
 			}
 			s.send(&mqttsn.ConnAck{ReturnCode: rc})
 			g.stats.refused.Add(1)
-			g.log.Info("mqtt-sn connect refused by broker", "client", s.clientID, "addr", s.addr, "err", err)
+			g.logProtocol("mqtt-sn connect refused by broker", "client", s.clientID, "addr", s.addr, "err", err)
 			s.remove()
 			return
 		}

@@ -166,3 +166,43 @@ func benchIdleSessions(b *testing.B, expiry uint32) {
 		b.StartTimer()
 	}
 }
+
+// readAll is an Authorizer other than AllowAll that allows everything, so
+// the broker pays for the per-delivery read check and nothing else.
+type readAll struct{ AllowAll }
+
+// BenchmarkFanoutAuthorized is BenchmarkFanout/qos1 with an Authorizer
+// that the broker must ask about every delivery: the difference is the
+// cost of the read check itself.
+func BenchmarkFanoutAuthorized(b *testing.B) {
+	br, err := New(&Options{SysInterval: -1, Authorizer: readAll{}})
+	require.NoError(b, err)
+	require.NoError(b, br.Start(b.Context()))
+	defer br.Close(b.Context())
+	subs := make([]*Session, 100)
+	for i := range subs {
+		subs[i], _, err = br.Connect(ConnectOptions{ClientID: fmt.Sprint("sub", i), Consumer: newConsumer()})
+		require.NoError(b, err)
+		_, err = subs[i].Subscribe(Subscription{Filter: "bench/+", QoS: 1})
+		require.NoError(b, err)
+	}
+	pub, _, err := br.Connect(ConnectOptions{ClientID: "pub", Consumer: newConsumer()})
+	require.NoError(b, err)
+	msg := Message{Topic: "bench/x", Payload: make([]byte, 64), QoS: 1}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := pub.Publish(msg); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range subs {
+			d, ok := s.Next()
+			if !ok {
+				b.Fatal("no delivery")
+			}
+			if err := s.Ack(d.PacketID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -124,6 +124,10 @@ type Broker struct {
 	retained retainedTree
 	stats    counters
 
+	// failedLogins bounds the log lines about refused logins, which anyone
+	// who can reach a listener can cause at will.
+	failedLogins logLimit
+
 	mu       sync.Mutex
 	state    int
 	sessions map[string]*session // by client id
@@ -312,8 +316,15 @@ func (b *Broker) route(origin *session, msg *message) {
 		b.setRetained(msg)
 	}
 	m := b.subs.match(msg.topic, origin)
+	check := b.checkRead()
 	for i := range m.targets {
 		t := &m.targets[i]
+		if check && !t.s.mayRead(msg.topic) {
+			// Judged here, before it is queued, so a refused QoS 1 or 2
+			// message never takes a place in the queue or the window.
+			b.stats.refused.Add(1)
+			continue
+		}
 		// Normal forwarding clears RETAIN unless Retain As Published is set
 		// (MQTT 5 §3.3.1.3).
 		t.s.deliver(&outMsg{msg: msg, qos: min(msg.qos, t.qos), retain: msg.retain && t.rap, ids: t.ids})
@@ -368,6 +379,7 @@ func (b *Broker) restoreLocked() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.username = rec.Username
+		s.owner.Store(&ClientInfo{ClientID: rec.ClientID, Username: rec.Username, Identity: rec.Identity, Link: rec.Link})
 		s.expiry = rec.Expiry
 		s.stored = true
 		for _, sub := range rec.Subscriptions {

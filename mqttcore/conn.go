@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/snwgw/snwgw/mqttcore/packet"
@@ -170,6 +171,9 @@ func (c *wireConn) run() connEnd {
 	}
 	p, err := packet.Read(c.br, 0, c.ls.opts.MaxPacketSize)
 	if err != nil {
+		if tlsHandshakeFailed(c.nc, err) {
+			c.loginFailed("TLS handshake failed", "", "", err)
+		}
 		if errors.Is(err, packet.ErrUnsupportedVersion) {
 			// The client's level is unknown: a 3.1.1 CONNACK (return code
 			// 1) is what every version understands (MQTT 5 §3.1.2.2).
@@ -229,13 +233,48 @@ func certIdentity(nc net.Conn) string {
 	return st.PeerCertificates[0].Subject.CommonName
 }
 
+// loginFailed logs a refused login at warn level, so that an operator sees
+// a misconfigured device or someone guessing passwords at the default
+// level, with what identifies them: the address, the client id and the
+// user name. Anyone who can reach a listener can cause these lines, so
+// they share a broker-wide budget, and the next line after a flood says
+// how many were left out.
+func (c *wireConn) loginFailed(reason, clientID, username string, err error) {
+	ok, suppressed := c.b.failedLogins.allow(time.Now())
+	if !ok {
+		return
+	}
+	args := []any{"remote", c.nc.RemoteAddr(), "client", clientID, "user", username, "reason", reason}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	c.log.Warn("mqtt login failed", args...)
+}
+
+// tlsHandshakeFailed reports whether err ended a TLS handshake the peer
+// had started: a client certificate refused or missing, for one. A peer
+// that connects and goes away (a port scan, a health check) is no failed
+// login.
+func tlsHandshakeFailed(nc net.Conn, err error) bool {
+	tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok || tc.ConnectionState().HandshakeComplete {
+		return false
+	}
+	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+		!errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) &&
+		!errors.Is(err, syscall.ECONNRESET)
+}
+
 // connect attaches the connection to its session and answers with
 // CONNACK (MQTT 5 §3.1.4, §3.2); it reports whether the connection goes on.
 func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 	v5 := cp.Version == packet.V5
 	props := &cp.Properties
 	opts := ConnectOptions{ClientID: cp.ClientID, CleanStart: cp.CleanStart, Password: cp.Password, Consumer: c,
-		Link: c.ls.opts.Name, Identity: certIdentity(c.nc)}
+		Remote: c.nc.RemoteAddr(), Link: c.ls.opts.Name, Identity: certIdentity(c.nc)}
 	if cp.Username != nil {
 		opts.Username = *cp.Username
 	}
@@ -244,8 +283,7 @@ func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 			// Plain TCP, a certificate requested but not verified, or one
 			// without a common name: nothing stands for the user name, and
 			// the one the client sent must not be trusted in its place.
-			c.log.Debug("connect refused: no verified client certificate with a common name",
-				"remote", c.nc.RemoteAddr(), "client", cp.ClientID)
+			c.loginFailed("no verified client certificate with a common name", cp.ClientID, opts.Username, nil)
 			c.refuse(cp.Version, packet.NotAuthorized)
 			return false
 		}
@@ -302,7 +340,14 @@ func (c *wireConn) connect(cp *packet.ConnectPacket) bool {
 
 	sess, present, err := c.b.Connect(opts)
 	if err != nil {
-		c.log.Debug("connect refused", "remote", c.nc.RemoteAddr(), "client", cp.ClientID, "err", err)
+		switch {
+		case errors.Is(err, ErrNotAuthorized):
+			c.loginFailed("not authorized", cp.ClientID, opts.Username, nil)
+		case errors.Is(err, ErrInvalidClientID):
+			c.loginFailed("client identifier refused", cp.ClientID, opts.Username, err)
+		default:
+			c.log.Debug("connect refused", "remote", c.nc.RemoteAddr(), "client", cp.ClientID, "err", err)
+		}
 		rc := packet.ReasonCode(ReasonFor(err))
 		if rc == packet.ServerShuttingDown {
 			rc = packet.ServerUnavailable

@@ -554,3 +554,6 @@ func (refuser) AllowPublish(_ mqttcore.ClientInfo, topic string) bool {
 func (refuser) AllowSubscribe(_ mqttcore.ClientInfo, filter string) bool {
 	return !strings.HasPrefix(filter, "secret/")
 }
+func (refuser) AllowRead(_ mqttcore.ClientInfo, topic string) bool {
+	return !strings.HasPrefix(topic, "secret/")
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,8 +56,9 @@ type ConnectOptions struct {
 	// Username and Password are passed to the Authorizer.
 	Username string
 	Password []byte
-	// Link, Identity and Authenticated are passed to the Authorizer (see
-	// ClientInfo).
+	// Remote, Link, Identity and Authenticated are passed to the
+	// Authorizer (see ClientInfo).
+	Remote        net.Addr
 	Link          string
 	Identity      string
 	Authenticated bool
@@ -71,6 +73,14 @@ type ConnectOptions struct {
 	// newest state; without it the default policy of Options.MaxQueued
 	// applies.
 	DropOldest bool
+	// Internal marks a connection of the process itself (the gateway's
+	// QoS -1 publisher, a bridge): while its session exists, its client id
+	// is reserved, and Connect refuses it to any connection that is not
+	// Internal with ErrInvalidClientID (CONNACK 0x85, 3.1.1 return code
+	// 2). One CONNECT must not be able to take such a session over and
+	// stop the service behind it for good. An Internal connection takes
+	// over any other.
+	Internal bool
 }
 
 // DisconnectOptions describe the end of a connection by its owner.
@@ -120,6 +130,10 @@ type session struct {
 	b      *Broker
 	id     string
 	online atomic.Bool // conn != nil, readable without mu for share groups
+	// owner is the ClientInfo of the latest connection, or what the store
+	// kept of it; fan-out judges each message's read rights by it without
+	// taking mu. Set under mu.
+	owner atomic.Pointer[ClientInfo]
 
 	mu          sync.Mutex
 	conn        *Session
@@ -134,6 +148,7 @@ type session struct {
 	receiveMax  uint16
 	maxQueued   int  // the connection's queue bound
 	dropOldest  bool // a full queue drops its oldest message
+	internal    bool // the client id is reserved to Internal connections
 	notified    bool // Notify sent and Next has not yet reported none
 	subs        []Subscription
 	queue       fifo
@@ -154,8 +169,11 @@ type pendingWill struct {
 // Connect attaches a connection to the session of opts.ClientID, creating
 // the session or taking it over from another connection (which is told
 // ReasonSessionTakenOver), and reports whether an existing session was
-// resumed. After Connect the owner should drain Next: a resumed session may
-// have messages waiting and in-flight messages to repeat with DUP.
+// resumed. Only the session's owner resumes it (same user name, and same
+// identity if the owner had one); for anyone else the old session ends as
+// with CleanStart. After Connect the owner should drain Next: a resumed
+// session may have messages waiting and in-flight messages to repeat with
+// DUP.
 func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	if opts.Consumer == nil {
 		return nil, false, fmt.Errorf("%w: no Consumer", ErrInvalidOptions)
@@ -173,7 +191,7 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 			return nil, false, fmt.Errorf("%w: will QoS %d", ErrProtocol, w.QoS)
 		}
 	}
-	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username,
+	info := ClientInfo{ClientID: opts.ClientID, Username: opts.Username, Remote: opts.Remote,
 		Link: opts.Link, Identity: opts.Identity, Authenticated: opts.Authenticated}
 	if !b.auth.AllowConnect(info, opts.Password) {
 		b.stats.refused.Add(1)
@@ -201,13 +219,24 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	s := b.sessions[info.ClientID]
 	if s != nil {
 		s.mu.Lock()
+		if s.internal && !opts.Internal && !s.ended {
+			s.mu.Unlock()
+			b.mu.Unlock()
+			b.stats.refused.Add(1)
+			return nil, false, fmt.Errorf("%w: %q is reserved to the gateway itself", ErrInvalidClientID, info.ClientID)
+		}
 		if s.conn != nil {
 			// Takeover (MQTT 5 §3.1.4): the old connection ends as if lost, so
 			// its will follows the usual delay rules.
 			kicked = s.conn.consumer
 			wills = s.endConnectionLocked(true, wills)
 		}
-		if !s.ended && opts.CleanStart {
+		owned := s.ownedBy(info)
+		if !s.ended && !opts.CleanStart && !owned {
+			b.log.Info("session not resumed: it belongs to another user or identity",
+				"client", info.ClientID, "user", info.Username, "identity", info.Identity)
+		}
+		if !s.ended && (opts.CleanStart || !owned) {
 			wills = s.endLocked(wills)
 		}
 		if s.ended {
@@ -219,6 +248,8 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	if s == nil {
 		s = b.newSessionLocked(info.ClientID)
 		s.mu.Lock()
+	} else if b.checkRead() {
+		s.rejudgeLocked(info)
 	}
 	h := &Session{b: b, st: s, consumer: opts.Consumer, info: info}
 	s.attachLocked(h, opts, receiveMax)
@@ -238,6 +269,46 @@ func (b *Broker) Connect(opts ConnectOptions) (*Session, bool, error) {
 	return h, present, nil
 }
 
+// ownedBy reports whether a connection described by c may resume the
+// session: a client id is no credential, so the session goes on only for
+// the same user name, and, if its latest connection proved an identity (a
+// certificate, a DTLS identity), the same identity. Anyone else who
+// connects with the client id starts afresh, as with clean start, and
+// never sees what was queued for the owner.
+func (s *session) ownedBy(c ClientInfo) bool {
+	o := s.owner.Load()
+	return o == nil || o.Username == c.Username && (o.Identity == "" || o.Identity == c.Identity)
+}
+
+// rejudgeLocked drops what a resuming connection may not read of the
+// messages queued or in flight: they were judged by the rights of the
+// connection they were routed for, which may have come through another
+// link. Only a change of link or identity can change the rights of the
+// same client id and user, so otherwise there is nothing to do.
+func (s *session) rejudgeLocked(c ClientInfo) {
+	o := s.owner.Load()
+	if o != nil && o.Link == c.Link && o.Identity == c.Identity {
+		return
+	}
+	b := s.b
+	denied := func(x *outMsg) bool { return !b.auth.AllowRead(c, x.msg.topic) }
+	s.queue.removeIf(denied, func(x *outMsg) {
+		if x.qos == 0 {
+			s.qos0--
+		}
+		s.forgetLocked(x)
+		b.stats.refused.Add(1)
+	})
+	for id, x := range s.inflight {
+		// A message already received (PUBREC) only waits for PUBCOMP.
+		if x.state == stateSent && denied(x) {
+			delete(s.inflight, id)
+			s.forgetLocked(x)
+			b.stats.refused.Add(1)
+		}
+	}
+}
+
 // attachLocked makes h the session's connection. Reconnecting cancels the
 // expiry timer and a will still waiting out its delay (MQTT 5 §3.1.3.2.2),
 // and schedules every unacknowledged message for redelivery (§4.4).
@@ -246,6 +317,7 @@ func (s *session) attachLocked(h *Session, opts ConnectOptions, receiveMax uint1
 	s.gen++
 	s.conn = h
 	s.online.Store(true)
+	s.owner.Store(&h.info) // replaced by a copy when the connection ends
 	s.username = opts.Username
 	s.expiry = min(opts.SessionExpiry, s.b.opts.MaxSessionExpiry)
 	s.receiveMax = receiveMax
@@ -254,6 +326,7 @@ func (s *session) attachLocked(h *Session, opts ConnectOptions, receiveMax uint1
 		s.maxQueued = s.b.opts.MaxQueued
 	}
 	s.dropOldest = opts.DropOldest
+	s.internal = opts.Internal
 	if opts.Will != nil {
 		w := *opts.Will
 		s.will = &w
@@ -302,6 +375,11 @@ func (s *session) endConnectionLocked(sendWill bool, wills []firedWill) []firedW
 	if s.expiry == 0 {
 		return s.endLocked(wills)
 	}
+	// The owner pointed into the connection's handle; a copy lets the
+	// handle, and the connection behind its consumer, go while the
+	// session waits for its client.
+	owner := info
+	s.owner.Store(&owner)
 	s.armExpiryLocked()
 	return wills
 }
@@ -388,6 +466,9 @@ func (s *session) persistLocked() {
 		return
 	}
 	rec := SessionRecord{ClientID: s.id, Username: s.username, Expiry: s.expiry, Subscriptions: s.subs}
+	if o := s.owner.Load(); o != nil {
+		rec.Identity, rec.Link = o.Identity, o.Link
+	}
 	b.storeErr(b.store.SaveSession(rec), "session", s.id)
 	s.stored = true
 }
@@ -581,7 +662,12 @@ func (h *Session) Subscribe(subs ...Subscription) ([]ReasonCode, error) {
 		if group == "" && (sub.RetainHandling == 0 || sub.RetainHandling == 1 && isNew) {
 			var retained []*message
 			b.retained.match(inner, now, func(m *message) { retained = append(retained, m) })
+			check := b.checkRead()
 			for _, m := range retained {
+				if check && !b.auth.AllowRead(h.info, m.topic) {
+					b.stats.refused.Add(1)
+					continue
+				}
 				o := &outMsg{msg: m, qos: min(m.qos, sub.QoS), retain: true}
 				if sub.ID != 0 {
 					o.ids = []uint32{sub.ID}
@@ -597,6 +683,13 @@ func (h *Session) Subscribe(subs ...Subscription) ([]ReasonCode, error) {
 		}
 	}
 	return codes, nil
+}
+
+// mayRead reports whether the Authorizer lets the session's owner receive
+// a message on topic.
+func (s *session) mayRead(topic string) bool {
+	c := s.owner.Load()
+	return c != nil && s.b.auth.AllowRead(*c, topic)
 }
 
 func subscriberOf(s *session, sub Subscription) subscriber {
@@ -892,6 +985,23 @@ func (q *fifo) pop() *outMsg {
 		q.items, q.head = q.items[:n], 0
 	}
 	return o
+}
+
+// removeIf removes every message for which drop is true, in place,
+// calling gone for each.
+func (q *fifo) removeIf(drop func(*outMsg) bool, gone func(*outMsg)) {
+	n := q.head
+	for i := q.head; i < len(q.items); i++ {
+		o := q.items[i]
+		if drop(o) {
+			gone(o)
+			continue
+		}
+		q.items[n] = o
+		n++
+	}
+	clear(q.items[n:])
+	q.items = q.items[:n]
 }
 
 // removeFirst removes the oldest message for which match is true.

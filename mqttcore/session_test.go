@@ -2,6 +2,7 @@ package mqttcore
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -498,6 +499,9 @@ func (refuser) AllowPublish(c ClientInfo, topic string) bool    { return topic !
 func (refuser) AllowSubscribe(c ClientInfo, filter string) bool {
 	return c.Username == "admin" || filter != "#"
 }
+func (refuser) AllowRead(c ClientInfo, topic string) bool {
+	return c.Username == "admin" || topic != "secret"
+}
 
 func TestAuthorizer(t *testing.T) {
 	b := startBroker(t, &Options{Authorizer: refuser{}})
@@ -625,4 +629,164 @@ func TestCallbacksHoldNoLocks(t *testing.T) {
 	assert.Equal(t, []string{"1", "2", "3"}, r.got)
 	_, _ = connect(t, b, ConnectOptions{ClientID: "r"})
 	assert.Equal(t, ReasonSessionTakenOver, <-r.kick)
+}
+
+// linkReader lets only clients of the link "udp" read anything.
+type linkReader struct{ AllowAll }
+
+func (linkReader) AllowRead(c ClientInfo, _ string) bool { return c.Link == "udp" }
+
+// A session restored from the store, and not yet resumed, is judged by
+// the rights of its latest connection: the store keeps its link and
+// identity for that.
+func TestReadRightsOfRestoredSession(t *testing.T) {
+	store := NewMemoryStore()
+	b1 := startBroker(t, &Options{Store: store, Authorizer: linkReader{}})
+	sub, _ := connect(t, b1, ConnectOptions{ClientID: "sensor", Link: "udp", Identity: "psk-1", SessionExpiry: 3600})
+	sub.subscribe(t, Subscription{Filter: "cmd", QoS: 1})
+	require.NoError(t, sub.Disconnect(DisconnectOptions{}))
+	require.NoError(t, b1.Close(context.Background()))
+
+	b2 := startBroker(t, &Options{Store: store, Authorizer: linkReader{}})
+	pub, _ := connect(t, b2, ConnectOptions{ClientID: "pub", Link: "tcp"})
+	pub.publish(t, "cmd", "on", 1, false)
+	sub2, present := connect(t, b2, ConnectOptions{ClientID: "sensor", Link: "udp", Identity: "psk-1", SessionExpiry: 3600})
+	require.True(t, present)
+	assert.Equal(t, []string{"on"}, payloads(sub2.drain()))
+	assert.Zero(t, b2.Stats().Refused)
+}
+
+// The per-delivery check of a restrictive Authorizer holds back what a
+// subscriber may not read, live or retained, and lets the rest through.
+func TestAllowReadAtDelivery(t *testing.T) {
+	b := startBroker(t, &Options{Authorizer: refuser{}})
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub", Password: []byte("secret")})
+	pub.publish(t, "secret", "r", 0, true)
+	user, _ := connect(t, b, ConnectOptions{ClientID: "u", Username: "user", Password: []byte("secret")})
+	user.subscribe(t, Subscription{Filter: "+", QoS: 1})
+	admin, _ := connect(t, b, ConnectOptions{ClientID: "a", Username: "admin", Password: []byte("secret")})
+	admin.subscribe(t, Subscription{Filter: "+", QoS: 1})
+	pub.publish(t, "secret", "s", 1, false)
+	pub.publish(t, "open", "o", 1, false)
+	assert.Equal(t, []string{"o"}, payloads(user.drain()))
+	assert.Equal(t, []string{"r", "s", "o"}, payloads(admin.drain()))
+	assert.EqualValues(t, 2, b.Stats().Refused, "the retained and the live message held back from user")
+}
+
+// A client id is no credential: only the user (and identity, where the
+// session's connection proved one) that owns a session resumes it; anyone
+// else starts afresh and never sees what was queued for the owner.
+func TestResumeNeedsOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		owner, resuming ConnectOptions
+		present         bool
+	}{
+		{"same user", ConnectOptions{Username: "alice"}, ConnectOptions{Username: "alice"}, true},
+		{"other user", ConnectOptions{Username: "alice"}, ConnectOptions{Username: "mallory"}, false},
+		{"anonymous", ConnectOptions{Username: "alice"}, ConnectOptions{}, false},
+		{"same identity", ConnectOptions{Identity: "psk-1"}, ConnectOptions{Identity: "psk-1"}, true},
+		{"other identity", ConnectOptions{Identity: "psk-1"}, ConnectOptions{Identity: "psk-2"}, false},
+		{"identity dropped", ConnectOptions{Identity: "psk-1"}, ConnectOptions{}, false},
+		{"identity added", ConnectOptions{}, ConnectOptions{Identity: "psk-1"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := NewMemoryStore()
+			b := startBroker(t, &Options{Store: store})
+			owner := tc.owner
+			owner.ClientID, owner.SessionExpiry = "dash", 3600
+			sub, _ := connect(t, b, owner)
+			sub.subscribe(t, Subscription{Filter: "private/#", QoS: 1})
+			require.NoError(t, sub.Disconnect(DisconnectOptions{}))
+			pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+			pub.publish(t, "private/x", "for the owner", 1, false)
+
+			resuming := tc.resuming
+			resuming.ClientID, resuming.SessionExpiry = "dash", 3600
+			again, present := connect(t, b, resuming)
+			assert.Equal(t, tc.present, present)
+			pub.publish(t, "private/y", "later", 1, false)
+			if tc.present {
+				assert.Equal(t, []string{"for the owner", "later"}, payloads(again.drain()))
+				return
+			}
+			assert.Empty(t, again.drain(), "neither the queue nor the subscriptions are handed over")
+			// Nor does the store keep them: a restarted broker restores the
+			// new owner's session empty.
+			again.subscribe(t, Subscription{Filter: "mine", QoS: 1})
+			require.NoError(t, again.Disconnect(DisconnectOptions{}))
+			require.NoError(t, b.Close(context.Background()))
+			b2 := startBroker(t, &Options{Store: store})
+			restored, present := connect(t, b2, resuming)
+			require.True(t, present)
+			assert.Empty(t, restored.drain())
+		})
+	}
+}
+
+// Taking over a live connection by another user ends the owner's
+// connection, as any takeover does, but hands nothing over.
+func TestTakeoverByOtherUser(t *testing.T) {
+	b := startBroker(t, nil)
+	owner, _ := connect(t, b, ConnectOptions{ClientID: "dash", Username: "alice", SessionExpiry: 3600})
+	owner.subscribe(t, Subscription{Filter: "private/#", QoS: 1})
+	other, present := connect(t, b, ConnectOptions{ClientID: "dash", Username: "mallory", SessionExpiry: 3600})
+	assert.False(t, present)
+	assert.Equal(t, ReasonSessionTakenOver, <-owner.c.disc)
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+	pub.publish(t, "private/x", "for alice", 1, false)
+	assert.Empty(t, other.drain())
+}
+
+// linkDenier keeps cmd/ from clients of the link "tcp".
+type linkDenier struct{ AllowAll }
+
+func (linkDenier) AllowRead(c ClientInfo, topic string) bool {
+	return c.Link != "tcp" || !strings.HasPrefix(topic, "cmd/")
+}
+
+// What was queued for a connection through one link is judged again when
+// the session is resumed through another, whose rights may be narrower.
+func TestResumeThroughOtherLinkRejudges(t *testing.T) {
+	b := startBroker(t, &Options{Authorizer: linkDenier{}})
+	sensor, _ := connect(t, b, ConnectOptions{ClientID: "kitchen", Link: "udp", SessionExpiry: 3600, ReceiveMaximum: 1})
+	sensor.subscribe(t, Subscription{Filter: "#", QoS: 1})
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub", Link: "udp"})
+	pub.publish(t, "cmd/a", "in flight", 1, false)
+	ds := sensor.drain()
+	require.Equal(t, []string{"in flight"}, payloads(ds), "the window of one holds the rest back")
+	pub.publish(t, "cmd/b", "queued", 1, false)
+	pub.publish(t, "news", "queued too", 1, false)
+	require.NoError(t, sensor.Disconnect(DisconnectOptions{}))
+
+	viaTCP, present := connect(t, b, ConnectOptions{ClientID: "kitchen", Link: "tcp", SessionExpiry: 3600})
+	require.True(t, present, "same user and identity: the session is resumed")
+	assert.Equal(t, []string{"queued too"}, payloads(viaTCP.drain()))
+	assert.EqualValues(t, 2, b.Stats().Refused)
+}
+
+// The client id of an Internal session is refused to other connections,
+// and the Internal connection carries on; an Internal connection takes
+// its id over from anyone.
+func TestInternalClientIDReserved(t *testing.T) {
+	b := startBroker(t, nil)
+	svc, _ := connect(t, b, ConnectOptions{ClientID: "svc", Internal: true})
+	svc.subscribe(t, Subscription{Filter: "svc/in"})
+	for _, clean := range []bool{false, true} {
+		_, _, err := b.Connect(ConnectOptions{ClientID: "svc", CleanStart: clean, Consumer: newConsumer()})
+		require.ErrorIs(t, err, ErrInvalidClientID)
+		assert.Equal(t, ReasonClientIDNotValid, ReasonFor(err))
+	}
+	select {
+	case r := <-svc.c.disc:
+		t.Fatalf("the internal session was ended: %v", r)
+	default:
+	}
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub"})
+	pub.publish(t, "svc/in", "still here", 0, false)
+	assert.Equal(t, []string{"still here"}, payloads(svc.drain()))
+
+	squatter, _ := connect(t, b, ConnectOptions{ClientID: "svc2"})
+	_, _ = connect(t, b, ConnectOptions{ClientID: "svc2", Internal: true})
+	assert.Equal(t, ReasonSessionTakenOver, <-squatter.c.disc)
 }

@@ -73,8 +73,14 @@ type DurableStore interface {
 
 // SessionRecord is the stored form of a persistent session.
 type SessionRecord struct {
-	ClientID      string
-	Username      string
+	ClientID string
+	Username string
+	// Identity and Link are those of the session's latest connection: only
+	// a connection with the same user name and identity resumes the
+	// session, and until one does, messages for it are judged by the
+	// read rights they give.
+	Identity      string
+	Link          string
 	Expiry        uint32 // session expiry interval in seconds
 	Subscriptions []Subscription
 }

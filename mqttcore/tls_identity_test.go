@@ -40,6 +40,7 @@ func (a *recordingAuth) AllowPublish(c mqttcore.ClientInfo, _ string) bool {
 }
 
 func (a *recordingAuth) AllowSubscribe(mqttcore.ClientInfo, string) bool { return true }
+func (a *recordingAuth) AllowRead(mqttcore.ClientInfo, string) bool      { return true }
 
 // calls returns copies of the recorded requests.
 func (a *recordingAuth) calls() (connects []mqttcore.ClientInfo, passwords [][]byte, publishes []mqttcore.ClientInfo) {
@@ -106,6 +107,9 @@ func TestUseIdentityAsUsername(t *testing.T) {
 			want := mqttcore.ClientInfo{ClientID: "c1", Username: "client", Link: s.l.Addr().Network() + " " + s.addr,
 				Identity: "client", Authenticated: true}
 			require.Len(t, connects, 1)
+			require.NotNil(t, connects[0].Remote)
+			assert.Equal(t, c.nc.LocalAddr().String(), connects[0].Remote.String(), "the TCP peer")
+			want.Remote = connects[0].Remote
 			assert.Equal(t, want, connects[0])
 			assert.Nil(t, passwords[0], "the password the client sent is not passed on")
 			require.Len(t, publishes, 1)

@@ -150,3 +150,40 @@ func BenchmarkAdmission(b *testing.B) {
 		adm.AdmitConnect("sensor-17", from)
 	}
 }
+
+// TestE2EAllowlistBindsMQTTClients: a ClientId the allowlist binds to a
+// sensor's places is refused to mosquitto_pub connecting from elsewhere,
+// so an MQTT client cannot take the sensor's ACL rights (pattern %c); from
+// a listed network it connects, and ClientIds the list leaves free stay
+// free.
+func TestE2EAllowlistBindsMQTTClients(t *testing.T) {
+	dir := t.TempDir()
+	allow := filepath.Join(dir, "clients.allow")
+	require.NoError(t, os.WriteFile(allow, []byte(
+		"boiler 10.1.2.0/24\nkitchen 0013a20040a1b2c3\nhall identity:hall\nbench 127.0.0.0/8\nanywhere\n"), 0o600))
+	acl := filepath.Join(dir, "acl")
+	require.NoError(t, os.WriteFile(acl, []byte("pattern readwrite sensors/%c/#\n"), 0o600))
+	e := startE2E(t, "--config", writeConfig(t, fmt.Sprintf("[auth]\nallowlist_file = %q\nacl_file = %q\n", allow, acl)))
+
+	host, port := e.hostPort()
+	pub := testpeer.Look(t, "mosquitto_pub", "mosquitto-clients")
+	for id, want := range map[string]bool{
+		"boiler":   false, // bound to 10.1.2.0/24; the test runs from 127.0.0.1
+		"kitchen":  false, // an XBee module is never a TCP client
+		"hall":     false, // nor is a DTLS identity
+		"bench":    true,  // bound to the network it connects from
+		"anywhere": true,  // listed without places
+		"app-1":    true,  // not listed: not the allowlist's business
+	} {
+		for _, v := range []string{"mqttv311", "mqttv5"} {
+			out, err := exec.CommandContext(e.ctx, pub, "-h", host, "-p", port, "-V", v, "-i", id,
+				"-t", "sensors/"+id+"/t", "-m", "1", "-q", "1").CombinedOutput()
+			if want {
+				assert.NoError(t, err, "%s %s: %s", id, v, out)
+				continue
+			}
+			assert.Error(t, err, "%s %s: mosquitto_pub was accepted: %s", id, v, out)
+			assert.Contains(t, strings.ToLower(string(out)), "not authori", "%s %s", id, v)
+		}
+	}
+}

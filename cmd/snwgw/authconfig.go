@@ -52,8 +52,25 @@ type AuthConfig struct {
 }
 
 // authorizer loads the files [auth] names and returns the broker's
-// authorizer: nil (everything allowed) when [auth] is empty.
+// authorizer: nil (everything allowed) when [auth] is empty. The
+// allowlist, which the gateway applies to MQTT-SN clients, binds the
+// ClientIds it places for MQTT clients as well, so that no MQTT client
+// borrows a sensor's ClientId, and with it its rights, from elsewhere.
 func (a AuthConfig) authorizer() (mqttcore.Authorizer, error) {
+	az, err := a.passwordsAndACL()
+	if err != nil || a.AllowlistFile == "" {
+		return az, err
+	}
+	l, err := auth.LoadAllowlistFile(a.AllowlistFile)
+	if err != nil {
+		return nil, err
+	}
+	return auth.WithAllowlist(az, l), nil
+}
+
+// passwordsAndACL returns the authorizer of the password file, the ACL
+// and allow_anonymous: nil when none is set.
+func (a AuthConfig) passwordsAndACL() (mqttcore.Authorizer, error) {
 	if a.PasswordFile == "" && a.ACLFile == "" && a.AllowAnonymous == nil {
 		return nil, nil
 	}

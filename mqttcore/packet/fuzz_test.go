@@ -38,11 +38,20 @@ func addSeeds(f *testing.F) {
 	f.Add([]byte{0x32, 10, 0, 3, 'a', '/', 'b', 0, 1, 0xFF, 0xFF, 0x7F}, versionByte(V5))
 }
 
+// smallReadChunk makes Read grow bodies from a few bytes on, so that
+// fuzzed inputs, which are small, take the growing path as well.
+func smallReadChunk(f *testing.F) {
+	old := readChunk
+	readChunk = 8
+	f.Cleanup(func() { readChunk = old })
+}
+
 // FuzzRead feeds arbitrary bytes to Read: it must never panic, never
 // allocate past maxSize for a body, and fail only with the package's
 // sentinels or a truncated stream.
 func FuzzRead(f *testing.F) {
 	addSeeds(f)
+	smallReadChunk(f)
 	f.Fuzz(func(t *testing.T, data []byte, version byte) {
 		r := bufio.NewReader(bytes.NewReader(data))
 		v := fuzzVersion(version)
@@ -66,6 +75,7 @@ func FuzzRead(f *testing.F) {
 // size Size reports) and Read reads back equal.
 func FuzzRoundTrip(f *testing.F) {
 	addSeeds(f)
+	smallReadChunk(f)
 	f.Fuzz(func(t *testing.T, data []byte, version byte) {
 		rv := fuzzVersion(version)
 		p, err := Read(bufio.NewReader(bytes.NewReader(data)), rv, fuzzMaxSize)

@@ -25,7 +25,9 @@ const MaxSize = 1 + 4 + maxVarInt
 // The first byte (type and flags) and the declared remaining length are
 // checked before anything else is read, and a packet over maxSize is
 // rejected with ErrPacketTooLarge before its body is allocated or read, so
-// a peer cannot make Read allocate more than maxSize bytes. The connection
+// a peer cannot make Read allocate more than maxSize bytes; and since the
+// buffer grows as the body arrives, not more than about twice what it has
+// sent either. The connection
 // cannot be resynchronised after that error: close it (after a v5
 // DISCONNECT 0x95).
 //
@@ -58,14 +60,48 @@ func Read(r *bufio.Reader, version Version, maxSize uint32) (Packet, error) {
 	if total := 1 + n + rl; total > int(maxSize) {
 		return nil, fmt.Errorf("%s of %d bytes, limit %d: %w", t, total, maxSize, ErrPacketTooLarge)
 	}
-	body := make([]byte, rl)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, rl)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("%s body: %w", t, err)
 	}
 	return decode(t, flags, &cursor{b: body}, version)
+}
+
+// readChunk is the largest body allocated before any of it has arrived.
+// A peer can announce maxSize in five bytes and then send nothing; were the
+// whole body allocated up front, a few thousand such connections would take
+// gigabytes, more than a 32-bit gateway has. Beyond readChunk the buffer
+// doubles as bytes arrive, so memory follows what peers actually send, at
+// the price of a few copies for the rare large packet. A variable so the
+// fuzz targets can reach the growing path with small inputs.
+var readChunk = 64 << 10
+
+// readBody reads a body of n bytes into a buffer of exactly n bytes.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= readChunk {
+		body := make([]byte, n)
+		_, err := io.ReadFull(r, body)
+		return body, err
+	}
+	body := make([]byte, readChunk)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	for len(body) < n {
+		next := min(2*len(body), n)
+		grown := make([]byte, len(body), next)
+		copy(grown, body)
+		body = grown
+		k, err := io.ReadFull(r, body[len(body):next])
+		body = body[:len(body)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // checkHeader validates the first byte before anything else is read

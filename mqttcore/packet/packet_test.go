@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -587,5 +589,72 @@ func TestTableCoverage(t *testing.T) {
 		if info.name != "" {
 			assert.NotZero(t, props&(1<<id), "no %s in the table", info.name)
 		}
+	}
+}
+
+// TestAnnouncedBodyNotAllocated is a peer on a real TCP connection that
+// announces a packet of the largest allowed size in its first bytes and
+// then sends nothing: Read must not allocate the announced size, or a few
+// thousand such connections exhaust a 32-bit gateway's memory.
+func TestAnnouncedBodyNotAllocated(t *testing.T) {
+	const maxSize = 1 << 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+
+	hdr := appendVarInt([]byte{0x30}, maxSize-4) // PUBLISH: 4 header bytes + body = maxSize
+	require.Len(t, hdr, 4)
+	_, err = client.Write(hdr)
+	require.NoError(t, err)
+	require.NoError(t, client.(*net.TCPConn).CloseWrite())
+
+	r := bufio.NewReader(server)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = Read(r, V5, maxSize)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(maxSize/8),
+		"bytes allocated for a body that never came")
+}
+
+// TestBodyMemoryFollowsBytes feeds part of a large body: what Read
+// allocates stays within a small multiple of what arrived.
+func TestBodyMemoryFollowsBytes(t *testing.T) {
+	const announced, sent = 8 << 20, 300 << 10
+	raw := appendVarInt([]byte{0x30}, announced)
+	raw = append(raw, make([]byte, sent)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := Read(bufio.NewReader(bytes.NewReader(raw)), V5, 0)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	got := after.TotalAlloc - before.TotalAlloc
+	assert.Less(t, got, uint64(4*sent), "bytes allocated for %d bytes received", sent)
+}
+
+// TestReadLargeBody reads packets around and far above the size Read
+// allocates at once, delivered a few bytes at a time, and checks that the
+// packet is whole and owns exactly its memory.
+func TestReadLargeBody(t *testing.T) {
+	for _, size := range []int{readChunk - 1, readChunk, readChunk + 1, 5*readChunk + 7} {
+		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+		in := &PublishPacket{Topic: "a/b", QoS: 1, PacketID: 7, Payload: payload}
+		raw, err := Append(nil, in, V5)
+		require.NoError(t, err)
+		p, err := Read(bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(raw)), 16), V5, 0)
+		require.NoError(t, err, "size %d", size)
+		got := p.(*PublishPacket)
+		assert.Equal(t, "a/b", got.Topic)
+		assert.True(t, bytes.Equal(payload, got.Payload), "payload of size %d", size)
+		assert.Equal(t, len(got.Payload), cap(got.Payload))
 	}
 }
