@@ -366,7 +366,7 @@ func startSleeper(t *testing.T, gw *net.UDPAddr, id string) *sleeper {
 // keeps the receiver's side of §4.3.3 and judges QoS 1 and 2.
 type subscriber struct {
 	mu   sync.Mutex
-	log  []string // mosquitto_sub's lines other than messages, for a failure report
+	log  []string       // mosquitto_sub's lines other than messages, for a failure report
 	got  map[string]int // payload → times received
 	cond chan struct{}  // closed and replaced on every line
 }
@@ -500,7 +500,9 @@ func (j *judge) session(ctx context.Context, subscribed chan<- struct{}) error {
 	}
 }
 
-func newSubscriber() *subscriber { return &subscriber{got: map[string]int{}, cond: make(chan struct{})} }
+func newSubscriber() *subscriber {
+	return &subscriber{got: map[string]int{}, cond: make(chan struct{})}
+}
 
 func (s *subscriber) add(payload string) {
 	s.mu.Lock()
