@@ -9,7 +9,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 # The Raspberry Pi family: armv6 (Pi Zero/1), armv7 (Pi 2/3 on 32-bit OS), arm64.
 DIST_TARGETS := linux/amd64 linux/arm64 linux/arm/6 linux/arm/7
 
-.PHONY: all build test fmt-check vet fuzz bench static dist clean
+.PHONY: all build test fmt-check vet fuzz bench static dist deb clean
 
 all: build
 
@@ -51,6 +51,12 @@ dist:
 		GOOS=$$os GOARCH=$$arch GOARM=$$arm $(MAKE) --no-print-directory -s static \
 			GO='$(GO)' VERSION='$(VERSION)' REVISION='$(REVISION)' OUT=dist/$$name; \
 	done
+
+# Debian packages in dist/: amd64, arm64, and armhf built for ARMv6 so that
+# one package serves every Raspberry Pi (see scripts/deb.sh).
+DEB_ARCHS ?= amd64 arm64 armhf
+deb:
+	GO='$(GO)' MAKE='$(MAKE)' VERSION='$(VERSION)' REVISION='$(REVISION)' ./scripts/deb.sh $(DEB_ARCHS)
 
 clean:
 	rm -rf bin dist
