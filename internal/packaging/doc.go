@@ -1,6 +1,6 @@
 // Package packaging holds the tests of what ships around the binary: the
-// systemd unit in deploy/ and the Debian packages scripts/deb.sh builds. It
-// has no code of its own.
+// systemd unit in deploy/, the Debian packages scripts/deb.sh builds and the
+// Dockerfile. It has no code of its own.
 //
 // The tests check packages without installing them: dpkg-deb reads and
 // extracts them, systemd-analyze verifies the unit, and the extracted binary

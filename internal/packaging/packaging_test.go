@@ -270,3 +270,20 @@ func TestDebVersion(t *testing.T) {
 		assert.Equal(t, want, debversion(describe, "20261204153000"), describe)
 	}
 }
+
+// TestDockerfile checks what can be checked without a Docker engine: the
+// image builds the binary with the Makefile's static build, and publishes
+// the ports and data directory the documentation promises.
+func TestDockerfile(t *testing.T) {
+	df := string(repoFile(t, "Dockerfile"))
+	assert.Contains(t, df, "FROM golang:1.26-bookworm AS build")
+	assert.Regexp(t, `(?m)^RUN make static `, df, "the image must use the Makefile's build")
+	for _, p := range []string{"1883/udp", "1883/tcp", "8883/udp", "8883/tcp"} {
+		assert.Regexp(t, `(?m)^EXPOSE .*\b`+regexp.QuoteMeta(p), df)
+	}
+	assert.Contains(t, df, `VOLUME ["/var/lib/snwgw"]`)
+	assert.Contains(t, df, `"--data-dir", "/var/lib/snwgw"`)
+	assert.Regexp(t, `(?m)^USER \S+`, df, "the gateway runs as a non-root user")
+	assert.Contains(t, string(repoFile(t, "Makefile")), "CGO_ENABLED=0 $(GO) build")
+	assert.Contains(t, string(repoFile(t, ".dockerignore")), "/dist")
+}
