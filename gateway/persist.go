@@ -515,6 +515,9 @@ type heldAck struct {
 	topicID uint16
 	msgID   uint16
 	rc      mqttsn.ReturnCode
+	// commit, when not 0, makes this no acknowledgement but the store's
+	// word that the session's held delivery (holdForCommit) may go on.
+	commit uint32
 }
 
 // maxHeldAcks bounds the acknowledgements a shard holds for the store: a
@@ -568,7 +571,11 @@ func (sh *shard) sendHeld(acks []heldAck) {
 	for i := range acks {
 		a := &acks[i]
 		sh.acksHeld.Add(-1)
-		if !a.s.gone {
+		switch {
+		case a.s.gone:
+		case a.commit != 0:
+			a.s.onCommitted(a.commit)
+		default:
 			a.s.sendAck(a.typ, a.topicID, a.msgID, a.rc)
 		}
 		acks[i] = heldAck{}

@@ -371,3 +371,32 @@ func TestRestoreBeforeServeIsRefused(t *testing.T) {
 		assert.NotNil(t, st.record(t, "node-1"))
 	})
 }
+
+// TestQoS2DeliveryWaitsForCommit: with a durable store, a QoS 2 PUBLISH to
+// a sensor goes out only once its MsgId (the broker's packet id) is
+// committed, and its PUBREL only once the PUBREC is: a restart in between
+// would otherwise send the message again under a new MsgId, or its PUBLISH
+// after its PUBREL.
+func TestQoS2DeliveryWaitsForCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &heldStore{MemoryStore: mqttcore.NewMemoryStore()}
+		h := newHarnessWith(t, &mqttcore.Options{Store: store}, &Options{Store: newMemSessionStore()})
+		c := h.client("node-1")
+		c.connect("node-1", 600, true)
+		c.send(&mqttsn.Subscribe{QoS: mqttsn.QoS2, MsgID: 1, TopicName: "cmd"})
+		id := c.next().(*mqttsn.SubAck).TopicID
+		require.NoError(t, h.publisher("app").Publish(mqttcore.Message{Topic: "cmd", Payload: []byte("once"), QoS: 2}))
+		c.quiet() // not before the commit
+		require.Equal(t, 1, store.commit())
+		p := c.next().(*mqttsn.Publish)
+		assert.Equal(t, id, p.TopicID)
+		assert.Equal(t, []byte("once"), p.Data)
+
+		c.send(&mqttsn.PubRec{MsgID: p.MsgID})
+		c.quiet()
+		require.Equal(t, 1, store.commit())
+		c.expect(&mqttsn.PubRel{MsgID: p.MsgID})
+		c.send(&mqttsn.PubComp{MsgID: p.MsgID})
+		c.quiet()
+	})
+}

@@ -37,7 +37,17 @@ const (
 	outRegister          // REGISTER sent before delivering out.d
 	outPublish           // PUBLISH QoS 1 or 2 of out.d sent
 	outPubRel            // PUBREL for out.d sent
+	// With a durable store, a QoS 2 delivery waits for its packet id to
+	// be committed before its PUBLISH goes out (outCommit), and its PUBREL
+	// for the PUBREC state (outCommitRel): a restart that forgot either
+	// would send the message again under a new MsgId, or its PUBLISH after
+	// its PUBREL, and the client would have it twice. Nothing is sent, so
+	// nothing is retransmitted, until the commit.
+	outCommit
+	outCommitRel
 )
+
+func (k outKind) waitsForCommit() bool { return k == outCommit || k == outCommitRel }
 
 // outbound is the one message in flight towards the client (spec-
 // interpretation #25): the gateway sends the next only when this one is
@@ -57,6 +67,10 @@ type outbound struct {
 	// dup marks a REGISTER sent before repeating a PUBLISH the client may
 	// already have: the PUBLISH that follows carries DUP.
 	dup bool
+	// commit is the session's commitGen when an outCommit or outCommitRel
+	// was registered with the store; committed is set when it came back.
+	commit    uint32
+	committed bool
 }
 
 // qos2Seen is an inbound QoS 2 MsgId, the digest of the PUBLISH that
@@ -120,6 +134,9 @@ type session struct {
 	bs    *mqttcore.Session
 	out   outbound
 	regID uint16 // MsgId of the last gateway REGISTER
+	// commitGen numbers the waits for the store (holdForCommit), so a
+	// commit reported late does not release a later delivery.
+	commitGen uint32
 
 	// done2 remembers the inbound QoS 2 PUBLISHes seen lately, so a copy
 	// that arrives after the PUBCOMP — a radio link duplicates and
@@ -912,6 +929,10 @@ func (s *session) pump() {
 		if !ok {
 			break
 		}
+		if s.g().durable && (d.QoS == 2 || d.Release) {
+			s.holdForCommit(outbound{kind: outCommit, d: d})
+			break
+		}
 		s.deliver(d)
 	}
 	if s.state == stAwake && s.out.kind == outNone {
@@ -1077,8 +1098,40 @@ func (s *session) onPubRec(p *mqttsn.PubRec) {
 		return
 	}
 	_ = s.bs.Received(s.out.d.PacketID)
+	if s.g().durable {
+		s.holdForCommit(outbound{kind: outCommitRel, msgID: p.MsgID, d: s.out.d})
+		return
+	}
 	s.startOut(outbound{kind: outPubRel, msgID: p.MsgID, d: s.out.d})
 	s.send(&mqttsn.PubRel{MsgID: p.MsgID})
+}
+
+// holdForCommit makes o, an outCommit or outCommitRel, the message in
+// flight and asks the store to say when what it depends on is committed.
+func (s *session) holdForCommit(o outbound) {
+	s.commitGen++
+	if s.commitGen == 0 {
+		s.commitGen = 1 // 0 marks an acknowledgement in heldAck
+	}
+	o.commit = s.commitGen
+	s.out = o
+	sh, gen := s.sh, s.commitGen
+	sh.acksHeld.Add(1)
+	s.g().broker.WhenDurable(func() { sh.release(heldAck{s: s, commit: gen}) })
+}
+
+// onCommitted carries on with the message in flight once the store has
+// committed its state, unless the session has since moved on to another.
+func (s *session) onCommitted(gen uint32) {
+	if s.gone || !s.out.kind.waitsForCommit() || s.out.commit != gen {
+		return
+	}
+	s.out.committed = true
+	if s.state == stActive || s.state == stAwake {
+		s.retransmit()
+		s.pump()
+	}
+	s.reschedule()
 }
 
 func (s *session) onPubComp(p *mqttsn.PubComp) {
@@ -1115,6 +1168,17 @@ func (s *session) retransmit() {
 			TopicID: o.topicID, MsgID: o.msgID, Data: d.Payload})
 	case outPubRel:
 		s.send(&mqttsn.PubRel{MsgID: o.msgID})
+	case outCommit:
+		if o.committed {
+			d := o.d
+			s.out = outbound{}
+			s.deliver(d)
+		}
+	case outCommitRel:
+		if o.committed {
+			s.startOut(outbound{kind: outPubRel, msgID: o.msgID, d: o.d})
+			s.send(&mqttsn.PubRel{MsgID: o.msgID})
+		}
 	}
 }
 
@@ -1308,7 +1372,7 @@ func (s *session) deadline() time.Time {
 	case stDisconnected:
 		earliest(s.goneAt.Add(s.opts().SessionExpiry))
 	}
-	if s.out.kind != outNone && s.state != stAsleep {
+	if s.out.kind != outNone && !s.out.kind.waitsForCommit() && s.state != stAsleep {
 		earliest(s.out.retryAt)
 	}
 	return t
@@ -1353,7 +1417,7 @@ func (s *session) onTimer(now time.Time) {
 		s.lose("sleep timeout")
 		return
 	}
-	if s.out.kind != outNone && s.state != stAsleep && !now.Before(s.out.retryAt) {
+	if s.out.kind != outNone && !s.out.kind.waitsForCommit() && s.state != stAsleep && !now.Before(s.out.retryAt) {
 		if s.out.tries >= s.opts().RetryCount {
 			if s.state == stConnecting {
 				g.log.Info("mqtt-sn connect abandoned: no answer to the Will exchange", "client", s.clientID, "addr", s.addr)
