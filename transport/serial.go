@@ -438,10 +438,13 @@ func (l *SerialLink) deliver(b []byte) {
 		if from == nil {
 			from = l.addr
 		}
+		// Counted before it is handed on, so that whoever reads it (and
+		// looks at Stats) sees it counted; taken back if the queue is full.
+		l.packetsIn.Add(1)
 		select {
 		case l.rx <- packet{data: append([]byte(nil), f.Payload...), from: from}:
-			l.packetsIn.Add(1)
 		default:
+			l.packetsIn.Add(^uint64(0))
 			l.overflow.Add(1)
 		}
 	}
