@@ -43,8 +43,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	fs.Var(&udp, "udp", "MQTT-SN UDP listen address, replacing the configured ones (repeatable)")
 	fs.Var(&mqtt, "mqtt", "MQTT TCP listen address, replacing the configured listeners (repeatable)")
 	fs.StringVar(&logLevel, "log-level", "", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
