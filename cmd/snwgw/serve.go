@@ -49,6 +49,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
+	hup := catchHangups()
+	defer hup.stop()
 	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return err
@@ -84,7 +86,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	if ready != nil {
 		ready(srv)
 	}
-	<-ctx.Done()
+	hup.logUntil(ctx, srv.log)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.close(sctx)
