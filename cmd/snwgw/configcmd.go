@@ -139,7 +139,10 @@ func (c *Config) effective() (*Config, error) {
 			s.XBeeAPIMode = 2
 		}
 		if s.MaxPacketSize == 0 {
-			s.MaxPacketSize = 65535
+			s.MaxPacketSize = transport.DefaultRawMaxPacket
+			if s.Framing == transport.FramingXBee {
+				s.MaxPacketSize = transport.DefaultXBeeMaxPayload
+			}
 		}
 	}
 	if len(e.Broker.Listeners) == 0 {

@@ -224,7 +224,7 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 			return nil, err
 		}
 		s.serial = append(s.serial, link)
-		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: sc.MaxPacketSize}
+		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: link.MaxPacketSize()}
 		if sc.Framing == transport.FramingXBee && sc.Advertise {
 			l.Broadcast = transport.XBeeBroadcast
 		}
