@@ -752,7 +752,14 @@ func (c *DTLSConn) serve(a *association) {
 	}
 	a.addr = addr
 	c.mu.Lock()
-	c.unpend(a)
+	if a.phase == phasePending {
+		c.unpend(a)
+	} else if a.waiting != nil {
+		// pion finished a handshake whose cookie the listener did not see
+		// come back; it cannot, but the counters must stay true.
+		c.waiting.Remove(a.waiting)
+		a.waiting = nil
+	}
 	a.phase = phaseEstablished
 	c.established++
 	c.mu.Unlock()
