@@ -15,7 +15,9 @@
 //   - DTLS (ListenDTLS): DTLS 1.2 over one UDP socket, through
 //     github.com/pion/dtls, with pre-shared keys or X.509 certificates and
 //     cookie exchange; each association is one peer, and handshakes in
-//     progress are bounded in total and per source address.
+//     progress are bounded in total and per source address once their
+//     client has echoed its cookie, and by a separate, self-renewing
+//     bound before.
 //
 // Addresses: a UDP peer is a *net.UDPAddr; an XBee node is an XBeeAddr
 // (64-bit and 16-bit network address); the single peer at the other end

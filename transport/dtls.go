@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"container/list"
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -18,15 +20,18 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5/deadline"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // DTLS defaults.
 const (
 	// DefaultDTLSHandshakeTimeout bounds a whole handshake, cookie exchange
 	// included. Constrained devices are slow at public-key operations, so
-	// the bound is generous; flooding is held off by MaxPendingHandshakes.
+	// the bound is generous; flooding is held off by the cookie exchange,
+	// MaxUnverified and MaxPendingHandshakes.
 	DefaultDTLSHandshakeTimeout = 10 * time.Second
-	// DefaultDTLSMaxPending bounds the handshakes in progress at once.
+	// DefaultDTLSMaxPending bounds the handshakes in progress at once
+	// whose client has echoed its cookie.
 	DefaultDTLSMaxPending = 256
 	// DefaultDTLSMaxPendingPerIP bounds the handshakes in progress from one
 	// IP address, so that one host cannot take every pending slot.
@@ -37,8 +42,11 @@ const (
 	// wakes.
 	DefaultDTLSIdleTimeout = 10 * time.Minute
 	// DefaultDTLSMaxAssociations bounds the associations, established or
-	// not, that the listener holds.
+	// with a pending handshake, that the listener holds.
 	DefaultDTLSMaxAssociations = 10000
+	// DefaultDTLSMaxUnverified bounds the handshakes waiting for their
+	// client to echo its cookie.
+	DefaultDTLSMaxUnverified = 1024
 	// DefaultDTLSQueueLen bounds the decrypted packets waiting for ReadFrom.
 	DefaultDTLSQueueLen = 1024
 
@@ -127,16 +135,22 @@ type DTLSOptions struct {
 
 	// HandshakeTimeout bounds each handshake (default 10s).
 	HandshakeTimeout time.Duration
-	// MaxPendingHandshakes bounds the handshakes in progress; a
-	// ClientHello beyond it is dropped and counted (default 256).
+	// MaxPendingHandshakes bounds the handshakes in progress whose client
+	// has echoed the cookie of its HelloVerifyRequest, and so receives at
+	// its address; a ClientHello beyond it is dropped and counted
+	// (default 256). The client sends it again, and may find a slot then.
 	MaxPendingHandshakes int
-	// MaxPendingPerIP bounds the handshakes in progress from one IP
-	// address (default 8).
+	// MaxPendingPerIP bounds those handshakes per IP address (default 8).
 	MaxPendingPerIP int
 	// MaxAssociations bounds the associations held at once, pending ones
 	// included; a ClientHello beyond it is dropped and counted (default
 	// 10000).
 	MaxAssociations int
+	// MaxUnverified bounds the handshakes waiting for their client to
+	// echo its cookie. They hold no pending slot; when they are this many,
+	// a new one replaces the oldest, so that spoofed ClientHellos, which
+	// are never answered, cannot keep a real client out (default 1024).
+	MaxUnverified int
 	// IdleTimeout closes an established association that has received
 	// nothing for this long (default 10m).
 	IdleTimeout time.Duration
@@ -195,7 +209,7 @@ func (o DTLSOptions) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"max pending handshakes", o.MaxPendingHandshakes}, {"max pending per IP", o.MaxPendingPerIP}, {"max associations", o.MaxAssociations}, {"queue length", o.QueueLen}, {"MTU", o.MTU}} {
+	}{{"max pending handshakes", o.MaxPendingHandshakes}, {"max pending per IP", o.MaxPendingPerIP}, {"max associations", o.MaxAssociations}, {"max unverified", o.MaxUnverified}, {"queue length", o.QueueLen}, {"MTU", o.MTU}} {
 		if n.v < 0 {
 			return fmt.Errorf("%w: DTLS %s %d is negative", ErrInvalidOptions, n.name, n.v)
 		}
@@ -221,6 +235,9 @@ func (o *DTLSOptions) applyDefaults() {
 	}
 	if o.MaxAssociations == 0 {
 		o.MaxAssociations = DefaultDTLSMaxAssociations
+	}
+	if o.MaxUnverified == 0 {
+		o.MaxUnverified = DefaultDTLSMaxUnverified
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = DefaultDTLSIdleTimeout
@@ -259,10 +276,14 @@ func LoadDTLSCertificates(certFile, keyFile, caFile string) ([]tls.Certificate, 
 // only grow; Associations and Pending are current values.
 type DTLSStats struct {
 	Associations      int    // established associations now
-	Pending           int    // handshakes in progress now
+	Pending           int    // handshakes in progress now whose client echoed its cookie
+	Unverified        int    // handshakes now waiting for their client to echo its cookie
 	Handshakes        uint64 // handshakes completed
-	HandshakeFailures uint64 // handshakes that failed or timed out (wrong key, untrusted certificate)
+	HandshakeFailures uint64 // handshakes that failed or timed out after the cookie (wrong key, untrusted certificate)
 	HandshakesDropped uint64 // ClientHellos refused: too many pending or associations, or Admit said no
+	Unanswered        uint64 // HelloVerifyRequests whose cookie never came back (spoofed sources, lost datagrams)
+	Evicted           uint64 // of those, the waits ended early to make room for newer ones
+	CookieMismatch    uint64 // ClientHellos whose cookie is not the one sent to their address (forged, stale, replayed)
 	Ignored           uint64 // datagrams from unknown senders that do not start a handshake
 	Expired           uint64 // associations closed for idleness
 	RecordErrors      uint64 // non-fatal errors pion reported on established associations (warning alerts)
@@ -276,15 +297,31 @@ type DTLSStats struct {
 // association is one peer: ReadFrom returns one decrypted datagram and the
 // association's DTLSAddr, WriteTo encrypts to the association of its
 // address. Handshakes use cookie exchange (HelloVerifyRequest, RFC 6347
-// §4.2.1), so a spoofed source costs the listener one small reply and a
-// pending slot until HandshakeTimeout; pending handshakes are bounded in
-// total and per IP address.
+// §4.2.1). A handshake takes a pending slot, bounded in total and per IP
+// address, only once its client has echoed the cookie, proving that it
+// receives at its address; until then it is one of at most MaxUnverified
+// waits, the oldest of which gives way to a new one. A flood of spoofed
+// ClientHellos thus costs the listener small replies and a bounded amount
+// of memory, and cannot hold the slots that real clients need.
+//
+// Why not stateless, as RFC 6347 suggests: pion/dtls makes the cookie
+// exchange itself, with a random cookie kept in the connection's state;
+// it cannot take over a handshake at a ClientHello carrying a cookie it
+// did not issue (its server state machine starts at message_seq 0, and
+// the Finished messages cover the ClientHello's cookie and message_seq,
+// so the datagram cannot be rewritten for it). So the connection that
+// will finish the handshake must exist from the first ClientHello on.
+// What the listener decides on its own is when that connection counts
+// as a pending handshake: when a ClientHello echoes the cookie pion sent
+// to that address, which it reads from the HelloVerifyRequest on its way
+// out.
 //
 // Goroutines: the read loop owns the UDP socket's read side and
 // demultiplexes records by source address into each association's queue;
 // each association has one goroutine that runs the handshake and then
 // reads decrypted packets into the shared queue; a reaper closes idle
-// associations. assocs and the pending counters are guarded by mu.
+// associations. assocs, waiting, the counters of phases and every
+// association's phase and cookie are guarded by mu.
 type DTLSConn struct {
 	opts       DTLSOptions
 	udp        *net.UDPConn
@@ -296,18 +333,20 @@ type DTLSConn struct {
 	in           chan inPacket
 	readDeadline *deadline.Deadline
 
-	mu        sync.Mutex
-	assocs    map[netip.AddrPort]*association // guarded by mu
-	pending   int                             // guarded by mu
-	pendingIP map[netip.Addr]int              // guarded by mu
-	closed    bool                            // guarded by mu
+	mu          sync.Mutex
+	assocs      map[netip.AddrPort]*association // guarded by mu
+	waiting     list.List                       // of *association in phaseCookie, oldest first; guarded by mu
+	pending     int                             // guarded by mu
+	pendingIP   map[netip.Addr]int              // guarded by mu
+	established int                             // guarded by mu
+	closed      bool                            // guarded by mu
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	done      chan struct{}
 
 	handshakes, failures, dropped, ignored, expired atomic.Uint64
-	recordErrors                                    atomic.Uint64
+	recordErrors, unanswered, evicted, mismatch     atomic.Uint64
 	packetsIn, packetsOut, overflow, truncated      atomic.Uint64
 }
 
@@ -321,11 +360,31 @@ type association struct {
 	raddr   netip.AddrPort
 	pc      *assocConn
 	conn    *dtls.Conn
-	addr    DTLSAddr     // set once the handshake completes, before established
-	est     bool         // guarded by DTLSConn.mu
-	lastIn  atomic.Int64 // unix nanoseconds of the last datagram received
+	ctx     context.Context // bounds the handshake
+	cancel  context.CancelFunc
+	addr    DTLSAddr      // set once the handshake completes, before phaseEstablished
+	phase   assocPhase    // guarded by DTLSConn.mu
+	cookie  []byte        // of the HelloVerifyRequest sent; guarded by DTLSConn.mu
+	waiting *list.Element // in DTLSConn.waiting while in phaseCookie; guarded by DTLSConn.mu
+	lastIn  atomic.Int64  // unix nanoseconds of the last datagram received
 	expired atomic.Bool
 }
+
+// assocPhase is where an association stands; each phase has its own bound.
+type assocPhase uint8
+
+const (
+	// phaseCookie: a HelloVerifyRequest went out (or is about to); the
+	// client has not yet shown that it receives at its address. No
+	// pending slot; one of MaxUnverified waits.
+	phaseCookie assocPhase = iota
+	// phasePending: the client echoed its cookie; the handshake holds a
+	// pending slot until it ends.
+	phasePending
+	phaseEstablished
+	// phaseGone: removed and counted out.
+	phaseGone
+)
 
 // ListenDTLS validates opts and opens the UDP socket. Cancelling ctx closes
 // the listener.
@@ -457,8 +516,10 @@ func (c *DTLSConn) readLoop() {
 	}
 }
 
-// dispatch hands one datagram to its association, creating one for a
-// ClientHello from an unknown sender if the pending limits allow.
+// dispatch hands one datagram to its association. A cookieless
+// ClientHello from an unknown sender starts an unverified association;
+// a ClientHello that echoes the cookie sent to its address moves it to a
+// pending slot, if the limits allow.
 func (c *DTLSConn) dispatch(p []byte, from netip.AddrPort) {
 	c.mu.Lock()
 	if c.closed {
@@ -466,18 +527,29 @@ func (c *DTLSConn) dispatch(p []byte, from netip.AddrPort) {
 		return
 	}
 	a, ok := c.assocs[from]
-	if !ok {
-		if !isClientHello(p) {
+	switch {
+	case !ok:
+		cookie, hello := clientHelloCookie(p)
+		switch {
+		case !hello:
 			c.mu.Unlock()
 			c.ignored.Add(1)
 			return
-		}
-		if c.pending >= c.opts.MaxPendingHandshakes || c.pendingIP[from.Addr()] >= c.opts.MaxPendingPerIP ||
-			len(c.assocs) >= c.opts.MaxAssociations ||
-			(c.opts.Admit != nil && !c.opts.Admit(from)) {
+		case len(cookie) > 0:
+			// No HelloVerifyRequest of ours waits for it: forged,
+			// replayed, or its wait ended. pion can only start from a
+			// ClientHello without a cookie; the client will not send one
+			// again, and its handshake fails.
+			c.mu.Unlock()
+			c.mismatch.Add(1)
+			return
+		case c.opts.Admit != nil && !c.opts.Admit(from):
 			c.mu.Unlock()
 			c.dropped.Add(1)
 			return
+		}
+		if c.waiting.Len() >= c.opts.MaxUnverified {
+			c.evict(c.waiting.Front().Value.(*association))
 		}
 		a = c.newAssociation(from)
 		if a == nil {
@@ -486,9 +558,40 @@ func (c *DTLSConn) dispatch(p []byte, from netip.AddrPort) {
 			return
 		}
 		c.assocs[from] = a
-		c.pending++
-		c.pendingIP[from.Addr()]++
+		a.waiting = c.waiting.PushBack(a)
 		c.goroutine(func() { c.serve(a) })
+	case a.phase == phaseCookie:
+		cookie, hello := clientHelloCookie(p)
+		switch {
+		case !hello:
+			// Nothing but a ClientHello can carry the handshake on
+			// before the cookie comes back.
+			c.mu.Unlock()
+			c.ignored.Add(1)
+			return
+		case len(cookie) == 0:
+			// The first ClientHello again: pion sends its
+			// HelloVerifyRequest again.
+		case a.cookie == nil || subtle.ConstantTimeCompare(cookie, a.cookie) != 1:
+			// Handed on, pion would end the handshake of the real
+			// client at this address.
+			c.mu.Unlock()
+			c.mismatch.Add(1)
+			return
+		case c.pending >= c.opts.MaxPendingHandshakes || c.pendingIP[from.Addr()] >= c.opts.MaxPendingPerIP ||
+			c.pending+c.established >= c.opts.MaxAssociations:
+			// The client sends this ClientHello again if it hears
+			// nothing; a slot may be free by then.
+			c.mu.Unlock()
+			c.dropped.Add(1)
+			return
+		default:
+			c.waiting.Remove(a.waiting)
+			a.waiting = nil
+			a.phase = phasePending
+			c.pending++
+			c.pendingIP[from.Addr()]++
+		}
 	}
 	c.mu.Unlock()
 	select {
@@ -496,6 +599,28 @@ func (c *DTLSConn) dispatch(p []byte, from netip.AddrPort) {
 	default:
 		c.overflow.Add(1)
 	}
+}
+
+// evict ends the wait of a, the oldest unverified association, to make
+// room for a new one; mu is held. The association's goroutine then sees
+// its handshake cancelled and closes it.
+func (c *DTLSConn) evict(a *association) {
+	c.waiting.Remove(a.waiting)
+	a.waiting = nil
+	if c.assocs[a.raddr] == a {
+		delete(c.assocs, a.raddr)
+	}
+	c.evicted.Add(1)
+	a.cancel()
+}
+
+// noteCookie records the cookie of the HelloVerifyRequest sent on a.
+func (c *DTLSConn) noteCookie(a *association, cookie []byte) {
+	c.mu.Lock()
+	if a.phase == phaseCookie {
+		a.cookie = append(a.cookie[:0], cookie...)
+	}
+	c.mu.Unlock()
 }
 
 // isClientHello reports whether p starts with a DTLS handshake record of
@@ -510,11 +635,70 @@ func isClientHello(p []byte) bool {
 	return len(p) > recordHeader && p[0] == 22 && p[1] == 0xFE && p[3] == 0 && p[4] == 0 && p[recordHeader] == 1
 }
 
+// clientHelloCookie returns the cookie of the ClientHello p starts with
+// (empty if it has none); hello is false unless p starts with an epoch-0
+// handshake record whose first message is a ClientHello, or its first
+// fragment, that reaches through the cookie. ClientHellos are a few
+// hundred octets, below any MTU DTLS runs over, so they are not
+// fragmented in practice.
+//
+//	record:    ContentType (1) = 22, ProtocolVersion (2) = 0xFE.., Epoch (2) = 0,
+//	           SequenceNumber (6), Length (2)                 RFC 6347 §4.1
+//	handshake: HandshakeType (1) = 1, Length (3), message_seq (2),
+//	           fragment_offset (3) = 0, fragment_length (3)   RFC 6347 §4.2.2
+//	body:      client_version (2), random (32), session_id <0..32>,
+//	           cookie <0..2^8-1>, ...                         RFC 6347 §4.2.1
+func clientHelloCookie(p []byte) (cookie []byte, hello bool) {
+	body, ok := handshakeBody(p, 1)
+	var sessionID cryptobyte.String
+	if !ok || !body.Skip(2+32) || !body.ReadUint8LengthPrefixed(&sessionID) || len(sessionID) > 32 ||
+		!body.ReadUint8LengthPrefixed((*cryptobyte.String)(&cookie)) {
+		return nil, false
+	}
+	return cookie, true
+}
+
+// helloVerifyCookie returns the cookie of the HelloVerifyRequest p starts
+// with; ok is false if p does not start with one.
+//
+//	body: server_version (2), cookie <0..2^8-1>               RFC 6347 §4.2.1
+func helloVerifyCookie(p []byte) (cookie []byte, ok bool) {
+	body, ok := handshakeBody(p, 3)
+	if !ok || !body.Skip(2) || !body.ReadUint8LengthPrefixed((*cryptobyte.String)(&cookie)) {
+		return nil, false
+	}
+	return cookie, true
+}
+
+// handshakeBody returns the body, or first fragment of the body, of the
+// handshake message of type typ that p starts with, in an epoch-0 record
+// (see clientHelloCookie for the layout).
+func handshakeBody(p []byte, typ uint8) (cryptobyte.String, bool) {
+	s := cryptobyte.String(p)
+	var (
+		contentType, version, hsType uint8
+		epoch                        uint16
+		record, body                 cryptobyte.String
+		length, offset, fragment     uint32
+	)
+	if !s.ReadUint8(&contentType) || contentType != 22 || !s.ReadUint8(&version) || version != 0xFE ||
+		!s.Skip(1) || !s.ReadUint16(&epoch) || epoch != 0 || !s.Skip(6) || !s.ReadUint16LengthPrefixed(&record) {
+		return nil, false
+	}
+	if !record.ReadUint8(&hsType) || hsType != typ || !record.ReadUint24(&length) || !record.Skip(2) ||
+		!record.ReadUint24(&offset) || offset != 0 || !record.ReadUint24(&fragment) || fragment > length ||
+		!record.ReadBytes((*[]byte)(&body), int(fragment)) {
+		return nil, false
+	}
+	return body, true
+}
+
 // newAssociation prepares the DTLS state of a new peer; mu is held.
 func (c *DTLSConn) newAssociation(from netip.AddrPort) *association {
 	a := &association{raddr: from}
 	a.pc = &assocConn{
 		owner:        c,
+		assoc:        a,
 		raddr:        net.UDPAddrFromAddrPort(from),
 		last:         &a.lastIn,
 		in:           make(chan []byte, assocQueueLen),
@@ -528,6 +712,8 @@ func (c *DTLSConn) newAssociation(from netip.AddrPort) *association {
 		return nil
 	}
 	a.conn = conn
+	// The cookie exchange counts in the handshake's time.
+	a.ctx, a.cancel = context.WithTimeout(c.ctx, c.opts.HandshakeTimeout)
 	a.lastIn.Store(time.Now().UnixNano())
 	return a
 }
@@ -536,10 +722,18 @@ func (c *DTLSConn) newAssociation(from netip.AddrPort) *association {
 // into the shared queue, until the association ends.
 func (c *DTLSConn) serve(a *association) {
 	defer c.remove(a)
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.HandshakeTimeout)
-	err := a.conn.HandshakeContext(ctx)
-	cancel()
+	err := a.conn.HandshakeContext(a.ctx)
+	a.cancel()
 	if err != nil {
+		c.mu.Lock()
+		unverified := a.phase == phaseCookie
+		c.mu.Unlock()
+		if unverified {
+			// Spoofed, or the client gave up: not a failed handshake.
+			c.unanswered.Add(1)
+			c.opts.Logger.Debug("DTLS cookie never came back", "peer", a.raddr, "err", err)
+			return
+		}
 		c.failures.Add(1)
 		level := slog.LevelInfo
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
@@ -558,8 +752,16 @@ func (c *DTLSConn) serve(a *association) {
 	}
 	a.addr = addr
 	c.mu.Lock()
-	a.est = true
-	c.unpend(a)
+	if a.phase == phasePending {
+		c.unpend(a)
+	} else if a.waiting != nil {
+		// pion finished a handshake whose cookie the listener did not see
+		// come back; it cannot, but the counters must stay true.
+		c.waiting.Remove(a.waiting)
+		a.waiting = nil
+	}
+	a.phase = phaseEstablished
+	c.established++
 	c.mu.Unlock()
 	c.handshakes.Add(1)
 	c.opts.Logger.Debug("DTLS association up", "peer", addr)
@@ -636,11 +838,19 @@ func (c *DTLSConn) remove(a *association) {
 	if c.assocs[a.raddr] == a {
 		delete(c.assocs, a.raddr)
 	}
-	established := a.est && a.addr.AddrPort.IsValid()
-	if !a.est {
+	established := a.phase == phaseEstablished
+	switch a.phase {
+	case phaseCookie:
+		if a.waiting != nil {
+			c.waiting.Remove(a.waiting)
+			a.waiting = nil
+		}
+	case phasePending:
 		c.unpend(a)
-		a.est = true // the slot is released only once
+	case phaseEstablished:
+		c.established--
 	}
+	a.phase = phaseGone
 	c.mu.Unlock()
 	if established {
 		c.opts.Logger.Debug("DTLS association closed", "peer", a.addr)
@@ -663,7 +873,7 @@ func (c *DTLSConn) reapLoop() {
 			limit := now.Add(-c.opts.IdleTimeout).UnixNano()
 			c.mu.Lock()
 			for _, a := range c.assocs {
-				if a.est && a.lastIn.Load() < limit {
+				if a.phase == phaseEstablished && a.lastIn.Load() < limit {
 					idle = append(idle, a)
 				}
 			}
@@ -717,7 +927,7 @@ func (c *DTLSConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	c.mu.Lock()
 	a := c.assocs[ap]
-	est := a != nil && a.est
+	est := a != nil && a.phase == phaseEstablished
 	c.mu.Unlock()
 	if !est {
 		return 0, c.opErr("write", fmt.Errorf("%w: %s", ErrNoAssociation, addr))
@@ -786,15 +996,18 @@ func (c *DTLSConn) SetWriteDeadline(time.Time) error { return nil }
 // Stats returns a snapshot of the listener's counters.
 func (c *DTLSConn) Stats() DTLSStats {
 	c.mu.Lock()
-	pending := c.pending
-	assocs := len(c.assocs) - pending
+	pending, established, unverified := c.pending, c.established, c.waiting.Len()
 	c.mu.Unlock()
 	return DTLSStats{
-		Associations:      assocs,
+		Associations:      established,
 		Pending:           pending,
+		Unverified:        unverified,
 		Handshakes:        c.handshakes.Load(),
 		HandshakeFailures: c.failures.Load(),
 		HandshakesDropped: c.dropped.Load(),
+		Unanswered:        c.unanswered.Load(),
+		Evicted:           c.evicted.Load(),
+		CookieMismatch:    c.mismatch.Load(),
 		Ignored:           c.ignored.Load(),
 		Expired:           c.expired.Load(),
 		RecordErrors:      c.recordErrors.Load(),
@@ -810,6 +1023,7 @@ func (c *DTLSConn) Stats() DTLSStats {
 // to the shared socket.
 type assocConn struct {
 	owner        *DTLSConn
+	assoc        *association // nil for ListenDTLS's probe
 	raddr        *net.UDPAddr
 	last         *atomic.Int64 // the association's lastIn
 	in           chan []byte
@@ -835,6 +1049,10 @@ func (p *assocConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	case <-p.closed:
 		return 0, net.ErrClosed
 	default:
+	}
+	if cookie, ok := helloVerifyCookie(b); ok && p.assoc != nil {
+		// Noted before it leaves, so the client's answer finds it.
+		p.owner.noteCookie(p.assoc, cookie)
 	}
 	return p.owner.udp.WriteToUDP(b, p.raddr)
 }

@@ -387,6 +387,41 @@ func clientHello(t *testing.T) []byte {
 	return buf[:n]
 }
 
+// TestDTLSCookielessFlood floods the listener with ClientHellos that
+// never answer their HelloVerifyRequest, from many ports of the very
+// address a real client then uses, more of them than the listener keeps
+// waiting: they take no pending slot, and openssl s_client connects.
+func TestDTLSCookielessFlood(t *testing.T) {
+	const flood, maxUnverified = 100, 16
+	srv := listenDTLS(t, DTLSOptions{
+		PSK:                  map[string][]byte{"sensor-1": pskKey1},
+		MaxPendingHandshakes: 8,
+		MaxPendingPerIP:      4,
+		MaxUnverified:        maxUnverified,
+		// Longer than the test: a handshake that held a slot would hold
+		// it throughout.
+		HandshakeTimeout: 5 * time.Minute,
+	})
+	openssl.Flood(t, srvAddr(srv), "127.0.0.1", flood, clientHello(t))
+
+	s := openssl.Start(t, "-dtls1_2", "-connect", "127.0.0.1:"+strconv.Itoa(port(srv)),
+		"-psk_identity", "sensor-1", "-psk", hex.EncodeToString(pskKey1))
+	s.Write(t, []byte("through the flood\n"))
+	data, from := readFrom(t, srv)
+	assert.Equal(t, "through the flood\n", string(data))
+	assert.Equal(t, "sensor-1", from.Identity)
+
+	// The listener reads in order: the flood came first, and each
+	// ClientHello beyond maxUnverified, s_client's own included, ended the
+	// oldest wait.
+	st := srv.Stats()
+	assert.Equal(t, 0, st.Pending, "%+v", st)
+	assert.Equal(t, 1, st.Associations, "%+v", st)
+	assert.Equal(t, maxUnverified-1, st.Unverified, "%+v", st)
+	assert.Equal(t, uint64(flood+1-maxUnverified), st.Evicted, "%+v", st)
+	assert.Zero(t, st.HandshakesDropped, "%+v", st)
+}
+
 func TestDTLSHandshakeFloodPerIP(t *testing.T) {
 	srv := listenDTLS(t, DTLSOptions{
 		PSK:                  map[string][]byte{"sensor-1": pskKey1},
@@ -394,8 +429,10 @@ func TestDTLSHandshakeFloodPerIP(t *testing.T) {
 		MaxPendingPerIP:      4,
 	})
 	hello := clientHello(t)
+	// Fifty ClientHellos, ten of which answer with their cookie: only
+	// those can take a pending slot, and only four of them do.
 	socks := openssl.Flood(t, srvAddr(srv), "127.0.0.1", 50, hello)
-	openssl.ExpectHelloVerify(t, socks[:4])
+	openssl.AnswerHelloVerify(t, socks[:10], hello)
 
 	// A legitimate client from another address is served while the
 	// flood's handshakes are pending. The listener reads datagrams in
@@ -409,9 +446,10 @@ func TestDTLSHandshakeFloodPerIP(t *testing.T) {
 	assert.Equal(t, "sensor-1", from.Identity)
 
 	st := srv.Stats()
-	assert.Equal(t, 4, st.Pending, "pending handshakes bounded per IP")
-	assert.Equal(t, uint64(46), st.HandshakesDropped)
-	assert.Equal(t, 1, st.Associations)
+	assert.Equal(t, 4, st.Pending, "pending handshakes bounded per IP: %+v", st)
+	assert.Equal(t, uint64(6), st.HandshakesDropped, "%+v", st)
+	assert.Equal(t, 46, st.Unverified, "the unanswered and the refused wait: %+v", st)
+	assert.Equal(t, 1, st.Associations, "%+v", st)
 }
 
 func TestDTLSHandshakeFloodTotal(t *testing.T) {
@@ -419,32 +457,75 @@ func TestDTLSHandshakeFloodTotal(t *testing.T) {
 		PSK:                  map[string][]byte{"sensor-1": pskKey1},
 		MaxPendingHandshakes: 8,
 		MaxPendingPerIP:      4,
-		// Short, so that the legitimate client below gets a slot once the
-		// flood's handshakes have timed out.
+		// Short, so that the slots come back within the test.
 		HandshakeTimeout: 2 * time.Second,
 	})
 	hello := clientHello(t)
-	var first []*net.UDPConn
 	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
 		socks := openssl.Flood(t, srvAddr(srv), ip, 10, hello)
-		first = append(first, socks[:4]...)
+		openssl.AnswerHelloVerify(t, socks, hello)
 	}
-	// Only the first eight got a HelloVerifyRequest: four from each of the
-	// first two addresses; the third address found no free slot.
-	openssl.ExpectHelloVerify(t, first[:8])
+	// Four from each of the first two addresses took the eight slots; the
+	// third address found none. The listener reads in order, so a
+	// datagram sent after the flood is read after it: the dropped count
+	// is final once a stray datagram is counted.
+	stray, err := net.DialUDP("udp", nil, srvAddr(srv))
+	require.NoError(t, err)
+	defer stray.Close()
+	_, err = stray.Write(snConnect)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return srv.Stats().Ignored == 1 }, testTimeout, time.Millisecond)
 	st := srv.Stats()
-	assert.Equal(t, 8, st.Pending)
-	assert.Equal(t, uint64(22), st.HandshakesDropped)
+	assert.Equal(t, 8, st.Pending, "%+v", st)
+	assert.Equal(t, uint64(22), st.HandshakesDropped, "%+v", st)
 
-	// Pending slots come back when the flood's handshakes time out; the
-	// client retransmits its ClientHello until then.
+	// The slots come back when the flood's handshakes time out.
+	require.Eventually(t, func() bool { return srv.Stats().Pending == 0 }, testTimeout, 10*time.Millisecond)
+	assert.Equal(t, uint64(8), srv.Stats().HandshakeFailures, "the answered handshakes timed out")
 	c, err := dialDTLS(t, srv, "127.0.0.4", pskClient("sensor-1", pskKey1)...)
 	require.NoError(t, err)
 	_, err = c.Write(snConnect)
 	require.NoError(t, err)
 	data, _ := readFrom(t, srv)
 	assert.Equal(t, snConnect, data)
-	assert.GreaterOrEqual(t, srv.Stats().HandshakeFailures, uint64(8), "the flood's handshakes timed out")
+}
+
+// TestDTLSCookieMismatch sends ClientHellos with cookies the listener did
+// not send to their address: they take no slot and do not disturb the
+// handshake waiting there, which goes on when the right cookie comes.
+func TestDTLSCookieMismatch(t *testing.T) {
+	srv := listenDTLS(t, DTLSOptions{PSK: map[string][]byte{"sensor-1": pskKey1}})
+	hello := clientHello(t)
+	sock := openssl.Flood(t, srvAddr(srv), "127.0.0.1", 1, hello)[0]
+	require.NoError(t, sock.SetReadDeadline(time.Now().Add(testTimeout)))
+	buf := make([]byte, 2048)
+	n, _, err := sock.ReadFrom(buf)
+	require.NoError(t, err)
+	cookie, ok := helloVerifyCookie(buf[:n])
+	require.True(t, ok, "% x is not a HelloVerifyRequest", buf[:n])
+
+	wrong := append([]byte{}, cookie...)
+	wrong[0] ^= 0xFF
+	forged, err := openssl.WithCookie(hello, wrong)
+	require.NoError(t, err)
+	_, err = sock.WriteTo(forged, srvAddr(srv))
+	require.NoError(t, err)
+	// The same from an address the listener sent nothing to.
+	openssl.Flood(t, srvAddr(srv), "127.0.0.1", 1, forged)
+
+	right, err := openssl.WithCookie(hello, cookie)
+	require.NoError(t, err)
+	_, err = sock.WriteTo(right, srvAddr(srv))
+	require.NoError(t, err)
+	// The handshake goes on: the ServerHello flight comes back.
+	n, _, err = sock.ReadFrom(buf)
+	require.NoError(t, err)
+	require.True(t, n > 13 && buf[0] == 22 && buf[13] == 2, "% x is not a ServerHello", buf[:n])
+
+	st := srv.Stats()
+	assert.Equal(t, uint64(2), st.CookieMismatch, "%+v", st)
+	assert.Equal(t, 1, st.Pending, "%+v", st)
+	assert.Equal(t, 0, st.Unverified, "%+v", st)
 }
 
 func TestDTLSMaxAssociations(t *testing.T) {

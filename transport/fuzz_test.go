@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/snwgw/snwgw/internal/testpeer/openssl"
 )
 
 // splitBySeed cuts data into chunks whose sizes a seed byte chooses, so the
@@ -146,5 +148,43 @@ func FuzzXBeeRoundTrip(f *testing.F) {
 		require.Len(t, frames, 1)
 		assert.Equal(t, payload, frames[0].Payload)
 		assert.Equal(t, addr, frames[0].Source)
+	})
+}
+
+// FuzzDTLSHelloCookie feeds the listener's readers of first flights with
+// arbitrary datagrams, which reach them from anyone: they must never
+// panic, must agree with isClientHello, and must find again a cookie put
+// into a ClientHello they accept.
+func FuzzDTLSHelloCookie(f *testing.F) {
+	// A ClientHello without a cookie: record header, handshake header,
+	// client_version, random, empty session_id and cookie, one cipher
+	// suite, null compression.
+	body := append([]byte{0xFE, 0xFD}, make([]byte, 32)...)
+	body = append(body, 0, 0, 0, 2, 0xC0, 0xA8, 1, 0)
+	hello := []byte{22, 0xFE, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(12 + len(body))}
+	hello = append(hello, 1, 0, 0, byte(len(body)), 0, 0, 0, 0, 0, 0, 0, byte(len(body)))
+	hello = append(hello, body...)
+	_, ok := clientHelloCookie(hello)
+	require.True(f, ok, "the seed is a ClientHello")
+	f.Add(hello, []byte("cookie"))
+	withCookie, err := openssl.WithCookie(hello, bytes.Repeat([]byte{7}, 20))
+	require.NoError(f, err)
+	f.Add(withCookie, []byte{})
+	f.Add([]byte{22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 3, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3, 0xFE, 0xFF, 0}, []byte{1})
+	f.Fuzz(func(t *testing.T, p, cookie []byte) {
+		helloVerifyCookie(p)
+		got, ok := clientHelloCookie(p)
+		if !ok {
+			return
+		}
+		require.True(t, isClientHello(p))
+		if len(cookie) > 255 {
+			return
+		}
+		q, err := openssl.WithCookie(p, cookie)
+		require.NoError(t, err)
+		got, ok = clientHelloCookie(q)
+		require.True(t, ok, "% x", q)
+		require.Equal(t, cookie, append([]byte{}, got...))
 	})
 }

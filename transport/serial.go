@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -201,6 +202,7 @@ type SerialStats struct {
 	Truncated    uint64 // packets cut to fit a ReadFrom buffer
 	WriteErrors  uint64 // writes the port refused
 	Unavailable  uint64 // writes refused because the port was away
+	Unsendable   uint64 // packets the framing cannot carry (too long, malformed), dropped unsent
 	PortFailures uint64 // times the port was lost
 	Reopens      uint64 // times a lost port was opened again
 	Up           bool   // whether the port is open now
@@ -235,6 +237,7 @@ type SerialLink struct {
 
 	packetsIn, packetsOut, overflow, truncated  atomic.Uint64
 	writeErrors, unavailable, failures, reopens atomic.Uint64
+	unsendable                                  atomic.Uint64
 }
 
 type packet struct {
@@ -438,10 +441,13 @@ func (l *SerialLink) deliver(b []byte) {
 		if from == nil {
 			from = l.addr
 		}
+		// Counted before it is handed on, so that whoever reads it (and
+		// looks at Stats) sees it counted; taken back if the queue is full.
+		l.packetsIn.Add(1)
 		select {
 		case l.rx <- packet{data: append([]byte(nil), f.Payload...), from: from}:
-			l.packetsIn.Add(1)
 		default:
+			l.packetsIn.Add(^uint64(0))
 			l.overflow.Add(1)
 		}
 	}
@@ -513,6 +519,12 @@ func (l *SerialLink) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	frame, err := l.framer.AppendFrame(l.wbuf[:0], b, addr)
 	if err != nil {
+		if errors.Is(err, ErrPayloadTooLarge) || errors.Is(err, ErrBadPacket) {
+			// No retry can send it: it is dropped here, before it can hold
+			// up the packets behind it.
+			l.unsendable.Add(1)
+			l.log.Warn("serial packet dropped: the framing cannot carry it", "len", len(b), "to", addr, "err", err)
+		}
 		return 0, l.opErr("write", err)
 	}
 	l.wbuf = frame[:0]
@@ -563,6 +575,12 @@ func (l *SerialLink) shutdown() {
 // LocalAddr implements net.PacketConn.
 func (l *SerialLink) LocalAddr() net.Addr { return l.addr }
 
+// MaxPacketSize is the longest packet WriteTo can send: what the framing
+// carries in one frame. Whoever sends over the link should drop longer
+// packets itself; WriteTo refuses them at once with an error wrapping
+// ErrPayloadTooLarge, and retrying cannot help.
+func (l *SerialLink) MaxPacketSize() int { return l.framer.MaxPayload() }
+
 // SetDeadline implements net.PacketConn.
 func (l *SerialLink) SetDeadline(t time.Time) error {
 	l.dl.setRead(t)
@@ -595,6 +613,7 @@ func (l *SerialLink) Stats() SerialStats {
 		Truncated:    l.truncated.Load(),
 		WriteErrors:  l.writeErrors.Load(),
 		Unavailable:  l.unavailable.Load(),
+		Unsendable:   l.unsendable.Load(),
 		PortFailures: l.failures.Load(),
 		Reopens:      l.reopens.Load(),
 		Up:           up,

@@ -124,10 +124,21 @@ func TestSerialRawOverPty(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadPacket)
 	_, err = l.WriteTo(rawPingreq, node)
 	require.ErrorIs(t, err, ErrAddrType)
+	// One octet longer than the framing carries: refused at once, and
+	// the packet after it goes out as if nothing had happened.
+	require.Equal(t, DefaultRawMaxPacket, l.MaxPacketSize())
+	long := make([]byte, DefaultRawMaxPacket+1)
+	copy(long, []byte{0x01, byte(len(long) >> 8), byte(len(long)), 0x0C})
+	_, err = l.WriteTo(long, l.LocalAddr())
+	require.ErrorIs(t, err, ErrPayloadTooLarge)
+	_, err = l.WriteTo(rawPingreq, l.LocalAddr())
+	require.NoError(t, err)
+	p.expect(t, rawPingreq)
 
 	st := l.Stats()
 	assert.Equal(t, uint64(2), st.PacketsIn)
-	assert.Equal(t, uint64(1), st.PacketsOut)
+	assert.Equal(t, uint64(2), st.PacketsOut)
+	assert.Equal(t, uint64(2), st.Unsendable, "the malformed and the long packet")
 	assert.Equal(t, uint64(2), st.GarbageBytes)
 	assert.True(t, st.Up)
 }

@@ -66,8 +66,8 @@ func runBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs.DurationVar(&latencyDuration, "latency-duration", 5*time.Second, "latency: length of the run")
 	fs.DurationVar(&timeout, "timeout", 60*time.Second, "connect, wake: how long to wait for the answers")
 	fs.BoolVar(&jsonOut, "json", false, "print the results as JSON")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}

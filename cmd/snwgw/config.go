@@ -579,6 +579,8 @@ func (s SerialConfig) options(log *slog.Logger) (transport.SerialOptions, error)
 	if s.MaxPacketSize < 0 || s.MaxPacketSize > 65535 {
 		return o, fmt.Errorf("max_packet_size %d is outside 0..65535", s.MaxPacketSize)
 	}
+	// The framing is what limits a serial link; 0 keeps its own default.
+	o.RawMaxPacket, o.XBee.MaxPayload = s.MaxPacketSize, s.MaxPacketSize
 	return o, o.Validate()
 }
 

@@ -11,8 +11,17 @@ import (
 	"github.com/snwgw/snwgw/transport"
 )
 
+const configUsage = `usage: snwgw config check [PATH]
+
+Validates the configuration file PATH (without PATH, the built-in defaults)
+and prints the configuration serve would run, every default written out.
+`
+
 // runConfig implements `snwgw config check [PATH]`.
 func runConfig(args []string, stdout io.Writer) error {
+	if isHelp(args) || len(args) == 2 && args[0] == "check" && isHelp(args[1:]) {
+		return helpRequested{configUsage}
+	}
 	if len(args) == 0 || args[0] != "check" {
 		return usageError{"usage: snwgw config check [PATH]"}
 	}
@@ -135,7 +144,10 @@ func (c *Config) effective() (*Config, error) {
 			s.XBeeAPIMode = 2
 		}
 		if s.MaxPacketSize == 0 {
-			s.MaxPacketSize = 65535
+			s.MaxPacketSize = transport.DefaultRawMaxPacket
+			if s.Framing == transport.FramingXBee {
+				s.MaxPacketSize = transport.DefaultXBeeMaxPayload
+			}
 		}
 	}
 	if len(e.Broker.Listeners) == 0 {

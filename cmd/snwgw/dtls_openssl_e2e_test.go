@@ -229,11 +229,13 @@ func TestE2EDTLSOpenSSLWrongPSK(t *testing.T) {
 	assert.Equal(t, uint64(2), st.HandshakeFailures)
 }
 
-// TestE2EDTLSHandshakeFlood floods the link with ClientHellos that never
-// go on (openssl's own, sent from many source ports) and shows that the
-// pending handshakes stay within max_pending_per_ip and
-// max_pending_handshakes, the rest are dropped and counted, and a
-// legitimate s_client connects and publishes while the flood is pending.
+// TestE2EDTLSHandshakeFlood floods the link with ClientHellos (openssl's
+// own, sent from many source ports). Those that never answer their
+// HelloVerifyRequest, as spoofed ones cannot, take no pending slot: a
+// legitimate s_client from the very same address connects and publishes.
+// Those that do answer take slots up to max_pending_per_ip and
+// max_pending_handshakes; the rest are dropped and counted, and the
+// established association is untouched.
 //
 // The link reads datagrams in order on one socket, so once the legitimate
 // client has an answer to something it sent after a flood, the link has
@@ -250,31 +252,30 @@ func TestE2EDTLSHandshakeFlood(t *testing.T) {
 		pskFile(t, "sensor-9", dtlsKey), maxPending, maxPerIP))
 	lines, _ := e.mosquittoSub("mqttv5", 1, "dtls/#")
 	hello := openssl.ClientHello(t, "-psk_identity", "sensor-9", "-psk", hex.EncodeToString(dtlsKey))
+	dst := link.LocalAddr().(*net.UDPAddr)
 
-	// One flooding address takes its share of the pending slots and no
-	// more; the legitimate client, from 127.0.0.1, finds a free one.
-	flood1 := openssl.Flood(t, link.LocalAddr().(*net.UDPAddr), "127.0.0.2", perFlood, hello)
-	openssl.ExpectHelloVerify(t, flood1[:maxPerIP])
+	spoofed := openssl.Flood(t, dst, "127.0.0.1", perFlood, hello)
+	openssl.ExpectHelloVerify(t, spoofed)
 	c := sClientPSK(t, link, "sensor-9", dtlsKey)
 	c.connect("openssl-under-flood")
 	c.publish(1, "dtls/flood", "first")
 	assert.Equal(t, "dtls/flood first", e.line(lines))
 	st := link.Stats()
-	assert.Equal(t, maxPerIP, st.Pending, "pending handshakes bounded per IP: %+v", st)
-	assert.Equal(t, uint64(perFlood-maxPerIP), st.HandshakesDropped, "%+v", st)
+	assert.Equal(t, 0, st.Pending, "unanswered ClientHellos hold no slot: %+v", st)
+	assert.Equal(t, perFlood, st.Unverified, "%+v", st)
+	assert.Equal(t, uint64(0), st.HandshakesDropped, "%+v", st)
 	assert.Equal(t, uint64(1), st.Handshakes, "%+v", st)
 
-	// Two more flooding addresses fill the remaining slots; everything
-	// beyond max_pending_handshakes is dropped. The established
-	// association is untouched.
-	flood2 := openssl.Flood(t, link.LocalAddr().(*net.UDPAddr), "127.0.0.3", perFlood, hello)
-	openssl.Flood(t, link.LocalAddr().(*net.UDPAddr), "127.0.0.4", perFlood, hello)
-	openssl.ExpectHelloVerify(t, flood2[:maxPending-maxPerIP])
+	// Two addresses whose ClientHellos answer: each takes its share of
+	// the slots and no more, and everything beyond is dropped.
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		openssl.AnswerHelloVerify(t, openssl.Flood(t, dst, ip, perFlood, hello), hello)
+	}
 	c.publish(3, "dtls/flood", "second")
 	assert.Equal(t, "dtls/flood second", e.line(lines))
 	st = link.Stats()
-	assert.Equal(t, maxPending, st.Pending, "pending handshakes bounded in total: %+v", st)
-	assert.Equal(t, uint64(3*perFlood-maxPending), st.HandshakesDropped, "%+v", st)
+	assert.Equal(t, maxPending, st.Pending, "pending handshakes bounded in total and per IP: %+v", st)
+	assert.Equal(t, uint64(2*perFlood-maxPending), st.HandshakesDropped, "%+v", st)
 	assert.Equal(t, uint64(1), st.Handshakes, "%+v", st)
 	assert.Equal(t, 1, st.Associations, "%+v", st)
 	assert.Equal(t, uint64(0), st.HandshakeFailures, "the flood is still pending: %+v", st)

@@ -20,6 +20,7 @@ type DTLSConfig struct {
 	MaxPendingHandshakes int      `toml:"max_pending_handshakes"`
 	MaxPendingPerIP      int      `toml:"max_pending_per_ip"`
 	MaxAssociations      int      `toml:"max_associations"`
+	MaxUnverified        int      `toml:"max_unverified"`
 	IdleTimeout          Duration `toml:"idle_timeout"`
 	MaxPacketSize        int      `toml:"max_packet_size"`
 }
@@ -34,6 +35,7 @@ func (d DTLSConfig) options(log *slog.Logger) (transport.DTLSOptions, error) {
 		MaxPendingHandshakes: d.MaxPendingHandshakes,
 		MaxPendingPerIP:      d.MaxPendingPerIP,
 		MaxAssociations:      d.MaxAssociations,
+		MaxUnverified:        d.MaxUnverified,
 		IdleTimeout:          d.IdleTimeout.Duration,
 		Logger:               log,
 	}

@@ -6,8 +6,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +55,56 @@ func (e usageError) Error() string { return e.msg }
 // run executes one subcommand. It never exits the process, so tests can call
 // it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, stdout, stderr)
+	var h helpRequested
+	if errors.As(err, &h) {
+		// Help that was asked for is the command's output, not a mistake:
+		// it goes to stdout, where a pager or grep can take it, with
+		// status 0.
+		_, err = io.WriteString(stdout, h.usage)
+	}
+	return err
+}
+
+// helpRequested carries the usage text of a command run with -h or --help
+// up to run, which prints it.
+type helpRequested struct{ usage string }
+
+func (helpRequested) Error() string { return "help requested" }
+
+// parseFlags parses a command's flags. The flag package prints its usage
+// text on the flag set's output, which is stderr for mistakes; asked for,
+// the same text becomes a helpRequested for run to print on stdout.
+//
+// pub, sub and sim take -h HOST, as mosquitto_pub does; -h alone, which
+// cannot be a host, asks for help there too.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	var text bytes.Buffer
+	fs.SetOutput(&text)
+	if isHelp(args) {
+		fs.Usage()
+		fs.SetOutput(out)
+		return helpRequested{text.String()}
+	}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		return helpRequested{text.String()}
+	}
+	_, _ = text.WriteTo(out)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// isHelp reports whether args ask for help, for commands without flags.
+func isHelp(args []string) bool {
+	return len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
+
+func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"no command given"}
 	}

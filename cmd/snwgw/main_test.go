@@ -66,3 +66,23 @@ func TestBuiltBinaryReportsRevision(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "revision: "+strings.TrimSpace(string(head)))
 }
+
+// TestHelpOnEveryCommand asks every command for help, both ways: the usage
+// goes to stdout and the command succeeds, so `snwgw sub --help | less`
+// works and scripts can tell help from a mistake.
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"serve"}, {"pub"}, {"sub"}, {"sim"}, {"bench"}, {"passwd"},
+		{"config"}, {"config", "check"}, {"version"}, {"help"}, {},
+	} {
+		for _, flag := range []string{"-h", "--help"} {
+			args := append(append([]string{}, cmd...), flag)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				require.NoError(t, run(context.Background(), args, &stdout, &stderr))
+				assert.Contains(t, strings.ToLower(stdout.String()), "usage", "the usage text on stdout")
+				assert.Empty(t, stderr.String())
+			})
+		}
+	}
+}

@@ -31,15 +31,12 @@ Without -b the password is read twice from standard input, one per line.
 func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { _, _ = io.WriteString(stderr, passwdUsage) }
+	fs.Usage = func() { _, _ = io.WriteString(fs.Output(), passwdUsage) }
 	create := fs.Bool("c", false, "create FILE, replacing any file of that name")
 	del := fs.Bool("D", false, "delete USER")
 	batch := fs.Bool("b", false, "take PASSWORD from the command line")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	want := 2
 	if *batch {

@@ -291,8 +291,8 @@ func runPub(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	fs.IntVar(&qos, "q", 0, "QoS: -1 (no connection), 0, 1 or 2")
 	fs.BoolVar(&retain, "r", false, "retain the message")
 	fs.BoolVar(&verbose, "v", false, "print each message sent")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("pub takes no arguments, got %q", fs.Args())}

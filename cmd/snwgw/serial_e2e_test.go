@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -107,20 +108,30 @@ func (d *rawDevice) send(p mqttsn.Packet) {
 // next reads one packet, delimited by its own length field.
 func (d *rawDevice) next() mqttsn.Packet {
 	d.t.Helper()
-	head, err := d.r.Peek(1)
+	p, err := readRaw(d.r)
 	require.NoError(d.t, err)
+	return p
+}
+
+// readRaw reads one raw-framed packet from r.
+func readRaw(r *bufio.Reader) (mqttsn.Packet, error) {
+	head, err := r.Peek(1)
+	if err != nil {
+		return nil, err
+	}
 	n := int(head[0])
 	if n == 0x01 {
-		h, err := d.r.Peek(3)
-		require.NoError(d.t, err)
+		h, err := r.Peek(3)
+		if err != nil {
+			return nil, err
+		}
 		n = int(binary.BigEndian.Uint16(h[1:]))
 	}
 	b := make([]byte, n)
-	_, err = io.ReadFull(d.r, b)
-	require.NoError(d.t, err)
-	p, err := mqttsn.Parse(b)
-	require.NoError(d.t, err)
-	return p
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return mqttsn.Parse(b)
 }
 
 // xbeeDevice plays an XBee module in API mode 1 with one remote node.
@@ -155,26 +166,49 @@ func (d *xbeeDevice) send(p mqttsn.Packet) {
 // MQTT-SN packet in it, checking that it is addressed to the node.
 func (d *xbeeDevice) next() mqttsn.Packet {
 	d.t.Helper()
-	start, err := d.r.ReadByte()
+	tx, err := readXBeeTx(d.r)
 	require.NoError(d.t, err)
-	require.Equal(d.t, byte(0x7E), start)
+	assert.Equal(d.t, d.addr64, tx.addr64)
+	assert.Equal(d.t, d.addr16, tx.addr16)
+	return tx.p
+}
+
+// xbeeTx is a Transmit Request the gateway sent.
+type xbeeTx struct {
+	addr64 uint64
+	addr16 uint16
+	p      mqttsn.Packet
+}
+
+// readXBeeTx reads one API mode 1 frame from r, which must be a 0x10
+// Transmit Request carrying an MQTT-SN packet.
+func readXBeeTx(r *bufio.Reader) (xbeeTx, error) {
+	start, err := r.ReadByte()
+	if err != nil {
+		return xbeeTx{}, err
+	}
+	if start != 0x7E {
+		return xbeeTx{}, fmt.Errorf("frame starts with %#x", start)
+	}
 	var l [2]byte
-	_, err = io.ReadFull(d.r, l[:])
-	require.NoError(d.t, err)
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return xbeeTx{}, err
+	}
 	body := make([]byte, binary.BigEndian.Uint16(l[:])+1)
-	_, err = io.ReadFull(d.r, body)
-	require.NoError(d.t, err)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return xbeeTx{}, err
+	}
 	sum := body[len(body)-1]
 	body = body[:len(body)-1]
-	require.Equal(d.t, xbeeChecksum(body), sum, "checksum")
-	require.Equal(d.t, byte(0x10), body[0], "frame type")
 	// 10, frame id, 64-bit destination, 16-bit destination, radius, options, data
-	require.GreaterOrEqual(d.t, len(body), 14)
-	assert.Equal(d.t, d.addr64, binary.BigEndian.Uint64(body[2:10]))
-	assert.Equal(d.t, d.addr16, binary.BigEndian.Uint16(body[10:12]))
+	switch {
+	case xbeeChecksum(body) != sum:
+		return xbeeTx{}, fmt.Errorf("checksum %#x, want %#x", sum, xbeeChecksum(body))
+	case len(body) < 14 || body[0] != 0x10:
+		return xbeeTx{}, fmt.Errorf("not a transmit request: % x", body)
+	}
 	p, err := mqttsn.Parse(body[14:])
-	require.NoError(d.t, err)
-	return p
+	return xbeeTx{addr64: binary.BigEndian.Uint64(body[2:10]), addr16: binary.BigEndian.Uint16(body[10:12]), p: p}, err
 }
 
 func xbeeChecksum(frameData []byte) byte {
@@ -183,4 +217,134 @@ func xbeeChecksum(frameData []byte) byte {
 		s += b
 	}
 	return 0xFF - s
+}
+
+// TestServeSerialPacketLimits checks that max_packet_size reaches serial
+// links: packets up to it cross the line, longer ones are dropped by the
+// gateway without a retry, and the node's later messages still arrive, in
+// order, on a session that lives on.
+func TestServeSerialPacketLimits(t *testing.T) {
+	rawMaster, rawSlave, err := pty.Open()
+	require.NoError(t, err)
+	defer rawMaster.Close()
+	defer rawSlave.Close()
+	xbMaster, xbSlave, err := pty.Open()
+	require.NoError(t, err)
+	defer xbMaster.Close()
+	defer xbSlave.Close()
+
+	cfg := writeConfig(t, fmt.Sprintf(`
+[[udp]]
+address = "127.0.0.1:0"
+[[serial]]
+device = %q
+baud = 115200
+framing = "raw"
+max_packet_size = 2048
+[[serial]]
+device = %q
+baud = 115200
+framing = "xbee"
+xbee_api_mode = 1
+max_packet_size = 400
+`, rawSlave.Name(), xbSlave.Name()))
+	srv, _ := startServe(t, "--config", cfg)
+	e := &e2e{t: t, srv: srv, udp: srv.udp[0].LocalAddr(), ctx: t.Context()}
+	pub := e.snClient("udp-publisher", snclient.Options{CleanSession: true})
+
+	// A device's packets, read on their own goroutine so that a packet
+	// that never comes fails the test instead of hanging it. The reads
+	// end with an error once the gateway and the test close the slave.
+	packets := func(read func() (mqttsn.Packet, error)) <-chan mqttsn.Packet {
+		ch := make(chan mqttsn.Packet, 16)
+		go func() {
+			defer close(ch)
+			for {
+				p, err := read()
+				if err != nil {
+					return
+				}
+				ch <- p
+			}
+		}()
+		return ch
+	}
+	next := func(t *testing.T, ch <-chan mqttsn.Packet) mqttsn.Packet {
+		t.Helper()
+		select {
+		case p, ok := <-ch:
+			require.True(t, ok, "the line failed")
+			return p
+		case <-time.After(30 * time.Second): // a stuck gateway only
+			t.Fatal("nothing arrived on the line")
+			return nil
+		}
+	}
+	publish := func(t *testing.T, topic string, size int, fill byte) []byte {
+		t.Helper()
+		data := bytes.Repeat([]byte{fill}, size)
+		require.NoError(t, pub.Publish(e.ctx, snclient.Message{Topic: snclient.TopicName(topic), Payload: data, QoS: mqttsn.QoS1}))
+		return data
+	}
+
+	rawIn, xbIn := bufio.NewReader(rawMaster), bufio.NewReader(xbMaster)
+	for _, tc := range []struct {
+		name      string
+		device    func(t *testing.T) func(mqttsn.Packet) // the node's send
+		read      func() (mqttsn.Packet, error)
+		fits, not int // payload sizes that fit max_packet_size and that do not
+	}{
+		{
+			name:   "raw",
+			device: func(t *testing.T) func(mqttsn.Packet) { return (&rawDevice{t: t, w: rawMaster}).send },
+			read:   func() (mqttsn.Packet, error) { return readRaw(rawIn) },
+			// Longer than the raw framing's default (1024) allows.
+			fits: 1500, not: 2100,
+		},
+		{
+			name: "xbee",
+			device: func(t *testing.T) func(mqttsn.Packet) {
+				return (&xbeeDevice{t: t, w: xbMaster, addr64: 0x0013A20040A1B2C3, addr16: 0x1234}).send
+			},
+			read: func() (mqttsn.Packet, error) {
+				tx, err := readXBeeTx(xbIn)
+				return tx.p, err
+			},
+			// Longer than the XBee framing's default (255) allows.
+			fits: 300, not: 500,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line, send := packets(tc.read), tc.device(t)
+			topic := "limits/" + tc.name
+			send(&mqttsn.Connect{ClientID: tc.name + "-node", Duration: 600, CleanSession: true})
+			require.Equal(t, &mqttsn.ConnAck{}, next(t, line))
+			send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: topic})
+			ack := next(t, line).(*mqttsn.SubAck)
+			require.Equal(t, mqttsn.Accepted, ack.ReturnCode)
+			deliver := func() *mqttsn.Publish {
+				t.Helper()
+				p := next(t, line).(*mqttsn.Publish)
+				send(&mqttsn.PubAck{TopicID: p.TopicID, MsgID: p.MsgID})
+				return p
+			}
+
+			want := publish(t, topic, tc.fits, 'a')
+			got := deliver()
+			assert.Equal(t, want, got.Data, "a packet within max_packet_size crosses the line")
+			assert.False(t, got.DUP)
+
+			tooLarge := srv.gw.Stats().TooLarge
+			publish(t, topic, tc.not, 'b')
+			want = publish(t, topic, 10, 'c')
+			got = deliver()
+			assert.Equal(t, want, got.Data, "the packet too long for the line is dropped, not retried ahead of the next")
+			assert.False(t, got.DUP)
+			assert.Equal(t, tooLarge+1, srv.gw.Stats().TooLarge)
+
+			// The node is still connected: it is answered.
+			send(&mqttsn.PingReq{})
+			assert.Equal(t, &mqttsn.PingResp{}, next(t, line))
+		})
+	}
 }

@@ -48,12 +48,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	fs.StringVar(&logLevel, "log-level", "", "log level: debug, info, warn, error")
 	fs.StringVar(&dataDir, "data-dir", "", "directory of the data file that keeps sessions and messages across restarts")
 	fs.BoolVar(&noPersist, "no-persistence", false, "keep nothing across restarts (no data file)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
 	}
+	hup := catchHangups()
+	defer hup.stop()
 	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return err
@@ -96,7 +98,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, ready func(*
 	if ready != nil {
 		ready(srv)
 	}
-	<-ctx.Done()
+	hup.logUntil(ctx, srv.log)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.close(sctx)
@@ -247,7 +249,7 @@ func startServer(ctx context.Context, cfg *Config, log *slog.Logger) (_ *server,
 			return nil, err
 		}
 		s.serial = append(s.serial, link)
-		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: sc.MaxPacketSize}
+		l := gateway.Link{Name: sc.Framing + " " + sc.Device, Conn: link, MaxPacketSize: link.MaxPacketSize()}
 		// Restored sessions find their node again by the address stored
 		// in its String form.
 		l.ParseAddr = func(a string) (net.Addr, error) { return transport.SerialAddr{Device: a}, nil }

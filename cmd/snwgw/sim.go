@@ -86,8 +86,8 @@ func runSim(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&progressEvery, "progress", time.Second, "progress line interval, when stderr is a terminal")
 	fs.StringVar(&logLevel, "log-level", "error", "device log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("sim takes no arguments, got %q", fs.Args())}

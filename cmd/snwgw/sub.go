@@ -41,8 +41,8 @@ func runSub(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs.BoolVar(&verbose, "v", false, "print the topic before each message")
 	fs.DurationVar(&sleep, "sleep", 0, "sleep between wakes, for this long at most, as a battery device does (with --wake)")
 	fs.DurationVar(&wake, "wake", 0, "wake every interval to collect the messages buffered by the gateway (with --sleep)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("sub takes no arguments, got %q", fs.Args())}

@@ -58,6 +58,9 @@ func (bi buildInfo) String() string {
 }
 
 func runVersion(args []string, stdout io.Writer) error {
+	if isHelp(args) {
+		return helpRequested{"usage: snwgw version\n\nPrints the version, the Go version and the build's VCS revision.\n"}
+	}
 	if len(args) > 0 {
 		return usageError{fmt.Sprintf("version takes no arguments, got %q", args)}
 	}

@@ -1,6 +1,7 @@
 package openssl
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -50,4 +51,72 @@ func ExpectHelloVerify(tb testing.TB, socks []*net.UDPConn) {
 			tb.Fatalf("socket %d of the flood got % x, not a HelloVerifyRequest", i, buf[:n])
 		}
 	}
+}
+
+// AnswerHelloVerify plays clients that receive at their addresses: on
+// each socket it reads the HelloVerifyRequest and sends hello again with
+// its cookie, as RFC 6347 §4.2.1 asks, so that the server takes the
+// handshake up. It never goes further.
+func AnswerHelloVerify(tb testing.TB, socks []*net.UDPConn, hello []byte) {
+	tb.Helper()
+	buf := make([]byte, 2048)
+	for i, s := range socks {
+		if err := s.SetReadDeadline(time.Now().Add(WaitTimeout)); err != nil {
+			tb.Fatalf("openssl: %v", err)
+		}
+		n, from, err := s.ReadFrom(buf)
+		if err != nil {
+			tb.Fatalf("socket %d of the flood got no HelloVerifyRequest: %v", i, err)
+		}
+		cookie, ok := helloVerifyCookie(buf[:n])
+		if !ok {
+			tb.Fatalf("socket %d of the flood got % x, not a HelloVerifyRequest", i, buf[:n])
+		}
+		again, err := WithCookie(hello, cookie)
+		if err != nil {
+			tb.Fatalf("openssl: %v", err)
+		}
+		if _, err := s.WriteTo(again, from); err != nil {
+			tb.Fatalf("openssl: socket %d: %v", i, err)
+		}
+	}
+}
+
+// helloVerifyCookie returns the cookie of a HelloVerifyRequest: record
+// header (13), handshake header (12, type 3), server_version (2), cookie
+// length (1), cookie.
+func helloVerifyCookie(p []byte) ([]byte, bool) {
+	const at = 13 + 12 + 2
+	if len(p) <= at || p[0] != 22 || p[13] != 3 || len(p) < at+1+int(p[at]) {
+		return nil, false
+	}
+	return p[at+1 : at+1+int(p[at])], true
+}
+
+// WithCookie returns the second ClientHello of a cookie exchange: hello,
+// a first ClientHello in one record and one fragment, with cookie in its
+// cookie field, message_seq 1 and record sequence number 1 (RFC 6347
+// §4.2.1, §4.2.2).
+//
+//	record (13): type, version (2), epoch (2), sequence (6), length (2)
+//	handshake (12): type, length (3), message_seq (2), offset (3), fragment length (3)
+//	body: client_version (2), random (32), session_id <0..32>, cookie <0..255>, ...
+func WithCookie(hello, cookie []byte) ([]byte, error) {
+	const rec, hs = 13, 12
+	if len(hello) < rec+hs+35 || hello[0] != 22 || hello[rec] != 1 {
+		return nil, errors.New("openssl: not a ClientHello")
+	}
+	body := hello[rec+hs:]
+	at := 34 + 1 + int(body[34]) // the cookie's length octet
+	if len(body) <= at || len(body) < at+1+int(body[at]) {
+		return nil, errors.New("openssl: ClientHello too short")
+	}
+	nb := append(append(append([]byte{}, body[:at]...), byte(len(cookie))), cookie...)
+	nb = append(nb, body[at+1+int(body[at]):]...)
+	out := append([]byte{}, hello[:rec]...)
+	copy(out[5:11], []byte{0, 0, 0, 0, 0, 1})
+	out[11], out[12] = byte((hs+len(nb))>>8), byte(hs+len(nb))
+	l := len(nb)
+	out = append(out, 1, byte(l>>16), byte(l>>8), byte(l), 0, 1, 0, 0, 0, byte(l>>16), byte(l>>8), byte(l))
+	return append(out, nb...), nil
 }
