@@ -57,13 +57,39 @@ type child struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan error // the exit status, once
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced at every log line
+}
+
+// waitLog returns the first log line that contains want, or fails the
+// test if the child exits or a minute passes (a hung binary only).
+func (c *child) waitLog(t *testing.T, want string) string {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		c.mu.Lock()
+		changed := c.changed
+		c.mu.Unlock()
+		for _, l := range strings.Split(c.logs.String(), "\n") {
+			if strings.Contains(l, want) {
+				return l
+			}
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("serve logged no %q; log:\n%s", want, c.logs)
+		}
+	}
 }
 
 // startChild runs serve with args and returns once its MQTT and MQTT-SN
 // listeners are up.
 func startChild(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(bin, append([]string{"serve"}, args...)...), logs: &syncBuffer{}, done: make(chan error, 1)}
+	c := &child{cmd: exec.Command(bin, append([]string{"serve"}, args...)...), logs: &syncBuffer{},
+		done: make(chan error, 1), changed: make(chan struct{})}
 	stderr, err := c.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, c.cmd.Start())
@@ -76,6 +102,10 @@ func startChild(t *testing.T, bin string, args ...string) *child {
 		for sc.Scan() {
 			line := sc.Text()
 			c.logs.Write([]byte(line + "\n"))
+			c.mu.Lock()
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
 			mqtt = mqtt || strings.Contains(line, `msg="mqtt listening"`)
 			sn = sn || strings.Contains(line, `msg="mqtt-sn listening"`)
 			if mqtt && sn && !closed {
