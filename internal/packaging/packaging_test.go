@@ -40,7 +40,7 @@ func TestServiceUnit(t *testing.T) {
 	assert.Contains(t, unit, "\nStateDirectory=snwgw\n")
 	assert.Contains(t, unit, "\nConfigurationDirectory=snwgw\n")
 	assert.Contains(t, unit, "\nUser=snwgw\n", "deploy/snwgw.sysusers creates this user")
-	// SIGHUP ends serve, so a reload would stop the gateway for good.
+	// serve reloads nothing on SIGHUP yet: a reload would only pretend.
 	assert.NotContains(t, unit, "ExecReload=")
 
 	analyze := testpeer.Look(t, "systemd-analyze", "systemd")
