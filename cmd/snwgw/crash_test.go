@@ -159,27 +159,51 @@ func isConnErr(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
-// session runs one connection until it fails or ctx ends.
-func (p *mqttPublisher) session(ctx context.Context) error {
-	nc, err := net.Dial("tcp", p.addr)
+// mqttConn is a raw MQTT 3.1.1 connection of the crash test's own clients,
+// closed when ctx ends.
+type mqttConn struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	stop func() bool
+}
+
+// dialMQTT connects and sends CONNECT with a persistent session; the
+// caller reads the CONNACK.
+func dialMQTT(ctx context.Context, addr, id string) (*mqttConn, error) {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &mqttConn{nc: nc, br: bufio.NewReader(nc), stop: context.AfterFunc(ctx, func() { nc.Close() })}
+	if err := c.write(&packet.ConnectPacket{ClientID: id, KeepAlive: 60}); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *mqttConn) write(pk packet.Packet) error {
+	b, err := packet.Append(nil, pk, packet.V311)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	br := bufio.NewReader(nc)
-	write := func(pk packet.Packet) error {
-		b, err := packet.Append(nil, pk, packet.V311)
-		if err != nil {
-			return err
-		}
-		_, err = nc.Write(b)
+	_, err = c.nc.Write(b)
+	return err
+}
+
+func (c *mqttConn) close() {
+	c.stop()
+	_ = c.nc.Close()
+}
+
+// session runs one connection until it fails or ctx ends.
+func (p *mqttPublisher) session(ctx context.Context) error {
+	c, err := dialMQTT(ctx, p.addr, p.id)
+	if err != nil {
 		return err
 	}
-	if err := write(&packet.ConnectPacket{ClientID: p.id, KeepAlive: 60}); err != nil {
-		return err
-	}
+	defer c.close()
+	br, write := c.br, c.write
 	pk, err := packet.Read(br, packet.V311, 0)
 	if err != nil {
 		return err
@@ -444,25 +468,12 @@ func (j *judge) run(ctx context.Context, subscribed chan<- struct{}) error {
 }
 
 func (j *judge) session(ctx context.Context, subscribed chan<- struct{}) error {
-	nc, err := net.Dial("tcp", j.addr)
+	c, err := dialMQTT(ctx, j.addr, "crash-judge")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	br := bufio.NewReader(nc)
-	write := func(pk packet.Packet) error {
-		b, err := packet.Append(nil, pk, packet.V311)
-		if err != nil {
-			return err
-		}
-		_, err = nc.Write(b)
-		return err
-	}
-	if err := write(&packet.ConnectPacket{ClientID: "crash-judge", KeepAlive: 60}); err != nil {
-		return err
-	}
+	defer c.close()
+	br, write := c.br, c.write
 	if err := write(&packet.SubscribePacket{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "load/#", QoS: 2}}}); err != nil {
 		return err
 	}
