@@ -26,14 +26,8 @@ import (
 // The serial lines are pseudo-terminals; the test plays the devices on
 // their master sides, byte for byte.
 func TestServeOverSerialLinks(t *testing.T) {
-	rawMaster, rawSlave, err := pty.Open()
-	require.NoError(t, err)
-	defer rawMaster.Close()
-	defer rawSlave.Close()
-	xbMaster, xbSlave, err := pty.Open()
-	require.NoError(t, err)
-	defer xbMaster.Close()
-	defer xbSlave.Close()
+	rawMaster, rawSlave := openPTY(t)
+	xbMaster, xbSlave := openPTY(t)
 
 	cfg := writeConfig(t, fmt.Sprintf(`
 [[udp]]
@@ -55,7 +49,7 @@ address = "127.0.0.1:0"
 
 	got := make(chan snclient.Message, 10)
 	sub := e.snClient("udp-subscriber", snclient.Options{CleanSession: true, Handler: func(m snclient.Message) { got <- m }})
-	_, _, err = sub.Subscribe(e.ctx, snclient.TopicName("serial/#"), mqttsn.QoS1)
+	_, _, err := sub.Subscribe(e.ctx, snclient.TopicName("serial/#"), mqttsn.QoS1)
 	require.NoError(t, err)
 	expect := func(topic, payload string) {
 		t.Helper()
@@ -224,14 +218,8 @@ func xbeeChecksum(frameData []byte) byte {
 // gateway without a retry, and the node's later messages still arrive, in
 // order, on a session that lives on.
 func TestServeSerialPacketLimits(t *testing.T) {
-	rawMaster, rawSlave, err := pty.Open()
-	require.NoError(t, err)
-	defer rawMaster.Close()
-	defer rawSlave.Close()
-	xbMaster, xbSlave, err := pty.Open()
-	require.NoError(t, err)
-	defer xbMaster.Close()
-	defer xbSlave.Close()
+	rawMaster, rawSlave := openPTY(t)
+	xbMaster, xbSlave := openPTY(t)
 
 	cfg := writeConfig(t, fmt.Sprintf(`
 [[udp]]
@@ -347,4 +335,17 @@ max_packet_size = 400
 			assert.Equal(t, &mqttsn.PingResp{}, next(t, line))
 		})
 	}
+}
+
+// openPTY opens a pseudo-terminal, closed when the test ends: the test
+// plays a serial device on the master side, serve opens the slave.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, slave, err := pty.Open()
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		master.Close()
+		slave.Close()
+	})
+	return master, slave
 }
