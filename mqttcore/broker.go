@@ -160,6 +160,16 @@ func New(opts *Options) (*Broker, error) {
 	}, nil
 }
 
+// atomically runs fn so that its store changes are committed together, if
+// the store can group them.
+func (b *Broker) atomically(fn func()) {
+	if a, ok := b.store.(AtomicStore); ok {
+		a.Atomically(fn)
+		return
+	}
+	fn()
+}
+
 // Durable reports whether the store commits asynchronously, so that
 // acknowledgements must wait for WhenDurable.
 func (b *Broker) Durable() bool { return b.durable != nil }

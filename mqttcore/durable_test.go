@@ -108,3 +108,48 @@ func TestSetQueue(t *testing.T) {
 	}
 	assert.Equal(t, []string{"2", "3", "4", "5", "6"}, got, "only the drop-oldest bound of 2 lost a message")
 }
+
+// groupStore records which changes were made inside Atomically.
+type groupStore struct {
+	*MemoryStore
+	in      bool
+	grouped []string // "inbound", "queued" made inside a group
+	alone   []string // the same, made outside
+}
+
+func (g *groupStore) Atomically(fn func()) { g.in = true; fn(); g.in = false }
+
+func (g *groupStore) note(what string) {
+	if g.in {
+		g.grouped = append(g.grouped, what)
+	} else {
+		g.alone = append(g.alone, what)
+	}
+}
+
+func (g *groupStore) SaveInbound(id string, p uint16) error {
+	g.note("inbound")
+	return g.MemoryStore.SaveInbound(id, p)
+}
+
+func (g *groupStore) SaveQueued(id string, q QueuedMessage) error {
+	g.note("queued")
+	return g.MemoryStore.SaveQueued(id, q)
+}
+
+// A QoS 2 id and the copies of its message reach the store in one group:
+// stored apart, a crash between them would turn the publisher's repeat into
+// a duplicate to ignore (the message lost) or a new message (delivered
+// twice).
+func TestQoS2IDAndCopiesStoredTogether(t *testing.T) {
+	g := &groupStore{MemoryStore: NewMemoryStore()}
+	b := startBroker(t, &Options{Store: g})
+	for _, id := range []string{"a", "b"} {
+		sub, _ := connect(t, b, ConnectOptions{ClientID: id, SessionExpiry: 60})
+		sub.subscribe(t, Subscription{Filter: "t", QoS: 2})
+	}
+	pub, _ := connect(t, b, ConnectOptions{ClientID: "pub", SessionExpiry: 60})
+	require.NoError(t, pub.PublishQoS2(1, Message{Topic: "t", Payload: []byte("x"), QoS: 2}))
+	assert.Equal(t, []string{"inbound", "queued", "queued"}, g.grouped)
+	assert.Empty(t, g.alone)
+}

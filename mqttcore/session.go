@@ -553,6 +553,16 @@ func (h *Session) PublishQoS2(packetID uint16, m Message) error {
 	if m.QoS != 2 || packetID == 0 {
 		return fmt.Errorf("%w: PublishQoS2 with QoS %d, packet id %d", ErrProtocol, m.QoS, packetID)
 	}
+	// The id and the copies routing queues must reach the disk in one
+	// commit: an id stored without its copies would make the publisher's
+	// repeat after a crash look like a duplicate, and the message would be
+	// lost; copies without the id would deliver it twice.
+	var err error
+	h.b.atomically(func() { err = h.publishQoS2(packetID, &m) })
+	return err
+}
+
+func (h *Session) publishQoS2(packetID uint16, m *Message) error {
 	s := h.st
 	s.mu.Lock()
 	if s.conn != h {
@@ -575,7 +585,7 @@ func (h *Session) PublishQoS2(packetID uint16, m Message) error {
 		h.b.storeErr(h.b.store.SaveInbound(s.id, packetID), "inbound", s.id)
 	}
 	s.mu.Unlock()
-	err := h.b.publish(s, h.info, &m)
+	err := h.b.publish(s, h.info, m)
 	if err != nil {
 		s.mu.Lock()
 		s.forgetInboundLocked(packetID)

@@ -71,6 +71,15 @@ type DurableStore interface {
 	AfterCommit(fn func())
 }
 
+// AtomicStore is a Store whose changes can be grouped: every change made
+// by fn reaches the disk in the same commit. The engine uses it where a
+// change alone would be wrong after a crash (a QoS 2 id without the copies
+// of its message). fn must not call Atomically again.
+type AtomicStore interface {
+	Store
+	Atomically(fn func())
+}
+
 // SessionRecord is the stored form of a persistent session.
 type SessionRecord struct {
 	ClientID string

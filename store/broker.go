@@ -24,6 +24,9 @@ type brokerStore struct{ d *DB }
 
 type durableBrokerStore struct{ brokerStore }
 
+// Atomically implements mqttcore.AtomicStore.
+func (s brokerStore) Atomically(fn func()) { s.d.atomically(fn) }
+
 // AfterCommit implements mqttcore.DurableStore.
 func (s durableBrokerStore) AfterCommit(fn func()) { s.d.afterCommit(fn) }
 

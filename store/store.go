@@ -86,6 +86,10 @@ type DB struct {
 	mu      sync.Mutex
 	pending *batch
 	closed  bool
+	// group is held for reading by Atomically and for writing while the
+	// writer takes the pending batch, so a group's changes never straddle
+	// two commits.
+	group sync.RWMutex
 
 	kick chan struct{} // a batch has work
 	quit chan struct{} // Close asks the writer to finish
@@ -287,6 +291,13 @@ func (d *DB) wake() {
 	}
 }
 
+// atomically runs fn so that the changes it makes are committed together.
+func (d *DB) atomically(fn func()) {
+	d.group.RLock()
+	defer d.group.RUnlock()
+	fn()
+}
+
 // afterCommit registers fn to run once everything changed so far is
 // committed; after Close, or with SyncInterval, it runs at once.
 func (d *DB) afterCommit(fn func()) {
@@ -328,10 +339,12 @@ func (d *DB) run() {
 // same: the in-memory state stays authoritative, and holding
 // acknowledgements until the disk recovers would stall every client.
 func (d *DB) flush() {
+	d.group.Lock()
 	d.mu.Lock()
 	b := d.pending
 	d.pending = newBatch()
 	d.mu.Unlock()
+	d.group.Unlock()
 	if b.n == 0 && len(b.waiters) == 0 {
 		return
 	}
