@@ -687,7 +687,16 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			if s == sub {
 				t.Logf("mosquitto_sub's connection lines:\n%s", strings.Join(s.log[max(0, len(s.log)-40):], "\n"))
 			} else {
-				t.Logf("QoS 2 PUBLISHes the judge took for repeats:\n%s", strings.Join(jd.skipped, "\n"))
+				sub.mu.Lock()
+				for _, p := range missing {
+					t.Logf("%s: mosquitto_sub received it %d times", p, sub.got[p])
+				}
+				sub.mu.Unlock()
+				for _, sk := range jd.skipped {
+					if held := sk[strings.LastIndex(sk, " ")+1 : len(sk)-1]; !strings.HasPrefix(sk, held+" ") {
+						t.Logf("the judge took %s for a repeat", sk)
+					}
+				}
 			}
 			s.mu.Unlock()
 		}
