@@ -267,7 +267,8 @@ func (g *Gateway) storeErr(err error, clientID string) {
 // has run, so call Serve for every link first and then Restore, once; with
 // no link served it refuses (ErrInvalidOptions) rather than drop every
 // session. Without a store Restore does nothing. A record that cannot be
-// read is deleted and logged; any other error is the store's own.
+// read (damaged, or written by a newer version) stops the restore with an
+// error naming its client, and nothing is changed.
 func (g *Gateway) Restore() error {
 	var err error
 	g.restoreOnce.Do(func() {
@@ -307,9 +308,11 @@ func (g *Gateway) restore() error {
 			err = fmt.Errorf("%w: stored under %q", errBadRecord, clientID)
 		}
 		if err != nil {
-			g.log.Warn("gateway: unreadable session record dropped", "client", clientID, "err", err)
-			dropped = append(dropped, clientID)
-			return nil
+			// Dropping it would end the broker session too, with whatever
+			// is queued for the sensor: a record from a newer version, or a
+			// damaged one, stops the restore instead.
+			return fmt.Errorf("gateway: the stored session of %q cannot be read (%w); nothing was changed: "+
+				"run the snwgw that wrote it, or restore the data file from a backup", clientID, err)
 		}
 		if rec.State == recDisconnected {
 			list = append(list, restored{rec: rec})

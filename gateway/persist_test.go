@@ -203,17 +203,17 @@ func TestRestoredSessionOfAGoneLinkIsDropped(t *testing.T) {
 		kept.connect("node-2", 600, false)
 		kept.send(&mqttsn.Subscribe{QoS: mqttsn.QoS1, MsgID: 1, TopicName: "cmd"})
 		id := kept.next().(*mqttsn.SubAck).TopicID
+		synctest.Wait() // the shards have saved what the SUBSCRIBE changed
 		for _, c := range []string{"node-1", "node-2"} {
 			rec := st.record(t, c)
 			rec.Link = "serial /dev/ttyGONE"
 			require.NoError(t, st.SaveSession(c, rec.encode()))
 		}
-		require.NoError(t, st.SaveSession("garbage", []byte("{")))
 
 		h.restart()
+		synctest.Wait() // the shards have taken the restored sessions
 		assert.Equal(t, int64(1), h.gw.Stats().Sessions)
 		assert.Nil(t, st.record(t, "node-1"))
-		assert.Nil(t, st.record(t, "garbage"))
 		assert.Equal(t, recDisconnected, st.record(t, "node-2").State)
 		clean.send(&mqttsn.PingReq{})
 		clean.expect(&mqttsn.Disconnect{})
@@ -398,5 +398,38 @@ func TestQoS2DeliveryWaitsForCommit(t *testing.T) {
 		c.expect(&mqttsn.PubRel{MsgID: p.MsgID})
 		c.send(&mqttsn.PubComp{MsgID: p.MsgID})
 		c.quiet()
+	})
+}
+
+// TestUnreadableRecordStopsRestore: a record the gateway cannot read (a
+// damaged one, or one a newer version wrote) stops the restore with an
+// error naming its client, and nothing is dropped: the record and the
+// messages the broker keeps for the sensor wait for a snwgw that can read
+// them.
+func TestUnreadableRecordStopsRestore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, st := newDurableHarness(t, nil)
+		c := h.client("node-1")
+		c.connect("node-1", 600, false)
+		h.stop()
+		require.NoError(t, st.SaveSession("garbage", []byte("{")))
+
+		b, err := mqttcore.New(&h.bopts)
+		require.NoError(t, err)
+		require.NoError(t, b.Start(context.Background()))
+		defer b.Close(context.Background())
+		opts := h.opts
+		g, err := New(b, &opts)
+		require.NoError(t, err)
+		defer g.Close(context.Background())
+		require.NoError(t, g.Serve(h.memLink()))
+		err = g.Restore()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `"garbage"`)
+		assert.Contains(t, err.Error(), "nothing was changed")
+		assert.NotNil(t, st.record(t, "node-1"))
+		st.mu.Lock()
+		assert.Equal(t, []byte("{"), st.recs["garbage"])
+		st.mu.Unlock()
 	})
 }
