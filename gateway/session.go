@@ -1241,8 +1241,11 @@ func (s *session) wakeUp() {
 
 func (s *session) onDisconnect(p *mqttsn.Disconnect) {
 	g := s.g()
-	// The acknowledgement never carries a Duration (spec-interpretation #11).
-	s.send(&mqttsn.Disconnect{})
+	// The acknowledgement never carries a Duration (spec-interpretation
+	// #11). It goes out once the session has changed state: a client that
+	// has it may reconnect at once and finds its slot and topic bytes
+	// given back.
+	defer s.send(&mqttsn.Disconnect{})
 	if p.HasDuration && p.Duration > 0 && s.state != stConnecting {
 		s.sleepFor = min(time.Duration(p.Duration)*time.Second, s.opts().MaxSleepDuration)
 		s.state = stAsleep
