@@ -153,7 +153,9 @@ func TestAfterCommitOrder(t *testing.T) {
 		assert.Equal(t, i, order[i])
 		assert.True(t, seen[i], "change %d committed before its callback", i)
 	}
-	_, isDurable := open(t, t.TempDir(), Options{Sync: SyncInterval}).Broker().(mqttcore.DurableStore)
+	interval := open(t, t.TempDir(), Options{Sync: SyncInterval})
+	defer interval.Close()
+	_, isDurable := interval.Broker().(mqttcore.DurableStore)
 	assert.False(t, isDurable, "SyncInterval acknowledges at once")
 }
 
@@ -276,9 +278,8 @@ func TestOpenRefuses(t *testing.T) {
 		require.NoError(t, d.Close())
 		d = open(t, dir, Options{})
 		defer d.Close()
-		_, err := mqttcore.New(&mqttcore.Options{Store: d.Broker()})
+		b, err := mqttcore.New(&mqttcore.Options{Store: d.Broker(), SysInterval: -1})
 		require.NoError(t, err)
-		b, _ := mqttcore.New(&mqttcore.Options{Store: d.Broker(), SysInterval: -1})
 		err = b.Start(context.Background())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), filepath.Join(dir, FileName))
